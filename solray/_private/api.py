@@ -1,0 +1,356 @@
+"""The implementation behind solray's top-level functions (``init``, ``get``, ``put``...)."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from typing import Any
+
+from solray import exceptions
+from solray._private import config, ids
+from solray._private.config import INLINE_OBJECT_MAX_BYTES
+from solray._private.objects.object_ref import ObjectRef, ObjectRefGenerator
+from solray._private.serialization import serializer
+from solray._private.worker import state
+from solray._private.worker.core_worker import DRIVER, CoreWorker
+from solray._private.worker.task_spec import ArgDep, FunctionDescriptor
+
+logger = logging.getLogger("solray")
+
+_cluster: dict = {}
+
+
+class RayContext(dict):
+    """What ``init`` returns: a dict with attribute access (``ctx.address_info``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutdown()
+
+
+def is_initialized() -> bool:
+    return state.get_core_worker(required=False) is not None
+
+
+def auto_init() -> None:
+    with state.init_lock():
+        if not is_initialized():
+            init()
+
+
+def _detect_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    try:
+        return len([d for d in os.listdir("/proc/driver/nvidia/gpus")])
+    except OSError:
+        return 0
+
+
+def init(
+    address: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict | None = None,
+    object_store_memory: int | None = None,
+    namespace: str | None = None,
+    runtime_env: dict | None = None,
+    ignore_reinit_error: bool = False,
+    log_to_driver: bool = True,
+    logging_level: int = logging.INFO,
+    include_dashboard: bool | None = None,
+    dashboard_host: str = "127.0.0.1",
+    dashboard_port: int | None = None,
+    configure_logging: bool = True,
+    _temp_dir: str | None = None,
+    **kwargs: Any,
+) -> RayContext:
+    with state.init_lock():
+        if is_initialized():
+            if ignore_reinit_error:
+                return RayContext(_cluster.get("context", {}))
+            raise RuntimeError(
+                "Maybe you called solray.init twice by accident? This error can be suppressed "
+                "by passing in 'ignore_reinit_error=True' or by calling 'solray.shutdown()' "
+                "prior to 'solray.init()'."
+            )
+        unknown = set(kwargs) - {"_system_config", "local_mode", "_node_ip_address", "_redis_password", "_plasma_directory"}
+        if unknown:
+            raise TypeError(f"init() got unexpected keyword argument(s): {sorted(unknown)}")
+        if configure_logging:
+            logging.getLogger("solray").setLevel(logging_level)
+        if runtime_env is not None and not isinstance(runtime_env, dict):
+            raise TypeError("runtime_env must be a dict")
+        for name, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("object_store_memory", object_store_memory)):
+            if v is not None and (not isinstance(v, (int, float)) or v < 0):
+                raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+        address = address or os.environ.get("SOLRAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
+        if address and address not in ("local",):
+            return _connect_existing(address, namespace, runtime_env, log_to_driver)
+        return _start_local(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            resources=resources or {},
+            object_store_memory=object_store_memory,
+            namespace=namespace,
+            runtime_env=runtime_env,
+            log_to_driver=log_to_driver,
+            temp_dir=_temp_dir,
+        )
+
+
+def _connect_existing(address: str, namespace, runtime_env, log_to_driver) -> RayContext:
+    from solray._private import cluster_files
+
+    info = cluster_files.resolve(address)
+    return _start_driver(info, namespace, runtime_env, log_to_driver, head_proc=None)
+
+
+def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir) -> RayContext:
+    import psutil
+
+    root = temp_dir or os.path.join("/tmp", "solray-sessions")
+    session_dir = os.path.join(root, f"session_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}_{secrets.token_hex(2)}")
+    os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
+    mem = psutil.virtual_memory()
+    if object_store_memory is None:
+        object_store_memory = int(mem.total * config.OBJECT_STORE_MEMORY_FRACTION)
+        try:
+            shm = os.statvfs("/dev/shm")
+            object_store_memory = min(object_store_memory, int(shm.f_bavail * shm.f_frsize * 0.9))
+        except OSError:
+            pass
+    total = {
+        "CPU": float(num_cpus if num_cpus is not None else (os.cpu_count() or 1)),
+        "GPU": float(num_gpus if num_gpus is not None else _detect_gpus()),
+        "memory": float(int(mem.available * 0.7)),
+        "object_store_memory": float(object_store_memory),
+        **{k: float(v) for k, v in resources.items()},
+    }
+    token = secrets.token_hex(16)
+    env = dict(os.environ, SOLRAY_TOKEN=token)
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "solray._private.node.head_main", "--head", "--embedded",
+            "--session-dir", session_dir, "--resources", json.dumps({k: v for k, v in total.items() if v}),
+            "--object-store-memory", str(int(object_store_memory)),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(5)
+        log = os.path.join(session_dir, "logs", "head.log")
+        tail = open(log).read()[-2000:] if os.path.exists(log) else ""
+        raise RuntimeError(f"The local cluster failed to start (exit code {proc.returncode}). {tail}")
+    info = json.loads(line)
+    info.update(token=token, session_dir=session_dir, node_ip="127.0.0.1")
+    return _start_driver(info, namespace, runtime_env, log_to_driver, head_proc=proc)
+
+
+def _start_driver(info: dict, namespace, runtime_env, log_to_driver, head_proc) -> RayContext:
+    worker = CoreWorker(
+        mode=DRIVER,
+        token=info["token"],
+        node_id=info["node_id"],
+        node_ip=info.get("node_ip", "127.0.0.1"),
+        daemon_address=info["daemon_address"],
+        control_address=info["control_address"],
+        shm_dir=info["shm_dir"],
+        session_dir=info["session_dir"],
+        namespace=namespace,
+        log_to_driver=log_to_driver,
+        runtime_env=runtime_env,
+    )
+    worker.on_daemon_lost = lambda: logger.error("lost the connection to the local node daemon")
+    try:
+        worker.start()
+    except BaseException:
+        if head_proc is not None:
+            head_proc.kill()
+        raise
+    state.set_core_worker(worker)
+    ctx = RayContext(
+        address_info={
+            "node_ip_address": worker.node_ip,
+            "address": info["control_address"],
+            "gcs_address": info["control_address"],
+            "session_dir": info["session_dir"],
+            "node_id": info["node_id"],
+        },
+        address=info["control_address"],
+        gcs_address=info["control_address"],
+        dashboard_url=info.get("dashboard_url", ""),
+        node_id=info["node_id"],
+        session_dir=info["session_dir"],
+        namespace=worker.namespace,
+        python_version=".".join(map(str, sys.version_info[:3])),
+    )
+    _cluster.update(head_proc=head_proc, context=dict(ctx), info=info)
+    return ctx
+
+
+def shutdown(_exiting_interpreter: bool = False) -> None:
+    with state.init_lock():
+        worker = state.get_core_worker(required=False)
+        if worker is None:
+            return
+        state.set_core_worker(None)
+        worker.shutdown()
+        proc = _cluster.pop("head_proc", None)
+        if proc is not None:
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=5)
+            except Exception:
+                proc.kill()
+                proc.wait()
+        _cluster.clear()
+
+
+atexit.register(shutdown, True)
+
+
+# ---------------------------------------------------------------------- objects
+def get(object_refs: Any, *, timeout: float | None = None) -> Any:
+    worker = state.get_core_worker()
+    if isinstance(object_refs, ObjectRef):
+        return worker.get([object_refs], timeout)[0]
+    if isinstance(object_refs, ObjectRefGenerator):
+        return worker.get(list(object_refs), timeout)
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(
+            f"'object_refs' must either be an ObjectRef or a list of ObjectRefs, got {type(object_refs).__name__}"
+        )
+    for r in object_refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"'object_refs' must either be an ObjectRef or a list of ObjectRefs, got a list containing {type(r).__name__}")
+    return worker.get(list(object_refs), timeout)
+
+
+def put(value: Any, *, _owner: Any = None) -> ObjectRef:
+    return state.get_core_worker().put(value)
+
+
+def wait(
+    object_refs: list[ObjectRef],
+    *,
+    num_returns: int = 1,
+    timeout: float | None = None,
+    fetch_local: bool = True,
+) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    worker = state.get_core_worker()
+    if isinstance(object_refs, ObjectRef):
+        raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
+    for r in object_refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"wait() expected a list of ObjectRef, got list containing {type(r).__name__}")
+    if len({r.binary() for r in object_refs}) != len(object_refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
+    if num_returns > len(object_refs):
+        raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"The 'timeout' argument must be non-negative, got {timeout}")
+    ready_ids = worker.wait_ready(list(object_refs), num_returns, timeout)
+    ready, not_ready = [], []
+    for r in object_refs:
+        if r.binary() in ready_ids and len(ready) < num_returns:
+            ready.append(r)
+        else:
+            not_ready.append(r)
+    return ready, not_ready
+
+
+# ---------------------------------------------------------------------- submission helpers
+def export(obj: Any) -> FunctionDescriptor:
+    """Pickle a function or class once; its id is the hash of the bytes."""
+    try:
+        blob = serializer.dumps_function(obj)
+    except Exception as e:
+        from solray._private.serialization.inspect import describe_unserializable
+
+        raise TypeError(describe_unserializable(obj, getattr(obj, "__qualname__", repr(obj)))) from e
+    fid = hashlib.sha1(blob).digest()
+    return FunctionDescriptor(fid, blob, getattr(obj, "__qualname__", str(obj)), getattr(obj, "__module__", ""))
+
+
+def pack_args(worker: CoreWorker, args: tuple, kwargs: dict, what: str) -> tuple[bytes | None, list, list]:
+    """Pickle arguments; return (blob, top-level dependency refs, refs nested in args)."""
+    if not args and not kwargs:
+        return None, [], []
+    deps: list[ObjectRef] = []
+
+    def sub(v):
+        if isinstance(v, ObjectRef):
+            deps.append(v)
+            return ArgDep(len(deps) - 1)
+        return v
+
+    a = [sub(x) for x in args]
+    k = {key: sub(v) for key, v in kwargs.items()}
+    try:
+        so = serializer.serialize((a, k))
+    except Exception as e:
+        raise _arg_error(args, kwargs, what, e) from e
+    if so.total_bytes > INLINE_OBJECT_MAX_BYTES:
+        # Large arguments go to the object store once and travel by reference.
+        for i, v in enumerate(a):
+            if type(v) is not ArgDep and _size_of(v) > INLINE_OBJECT_MAX_BYTES:
+                a[i] = sub(worker.put(v))
+        for key, v in k.items():
+            if type(v) is not ArgDep and _size_of(v) > INLINE_OBJECT_MAX_BYTES:
+                k[key] = sub(worker.put(v))
+        so = serializer.serialize((a, k))
+    blob = serializer._serialize_in_band((a, k), 0, []).data if so.buffers else so.data
+    return blob, deps, list(so.contained)
+
+
+def _size_of(v: Any) -> int:
+    try:
+        return serializer.serialize(v).total_bytes
+    except Exception:
+        return 0
+
+
+def _arg_error(args: tuple, kwargs: dict, what: str, cause: Exception) -> TypeError:
+    from solray._private.serialization.inspect import describe_unserializable
+
+    for i, v in enumerate(args):
+        try:
+            serializer.serialize(v)
+        except Exception:
+            return TypeError(f"Could not serialize the arguments of {what}. " + describe_unserializable(v, f"args[{i}]"))
+    for key, v in kwargs.items():
+        try:
+            serializer.serialize(v)
+        except Exception:
+            return TypeError(f"Could not serialize the arguments of {what}. " + describe_unserializable(v, f"kwargs[{key!r}]"))
+    return TypeError(f"Could not serialize the arguments of {what}: {cause}")
+
+
+def new_task_id() -> bytes:
+    return ids.new_id()

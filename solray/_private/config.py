@@ -1,0 +1,28 @@
+"""Tunable constants of the runtime, each overridable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+# Values up to this size travel inside messages and live in the owner's memory (Ray: 100 KiB).
+INLINE_OBJECT_MAX_BYTES = _env_int("SOLRAY_INLINE_OBJECT_MAX_BYTES", 100 * 1024)
+# How long an owner keeps an idle worker lease before giving it back to the daemon: long
+# enough that a loop of submit-then-get reuses it, short enough not to starve others.
+LEASE_LINGER_S = _env_float("SOLRAY_LEASE_LINGER_S", 0.02)
+# Outstanding lease requests per scheduling key (Ray caps this at 10 too).
+MAX_PENDING_LEASE_REQUESTS = _env_int("SOLRAY_MAX_PENDING_LEASE_REQUESTS", 10)
+# Idle workers above the per-job soft limit exit after this long.
+IDLE_WORKER_TIMEOUT_S = _env_float("SOLRAY_IDLE_WORKER_TIMEOUT_S", 30.0)
+# Default fraction of system memory for the shared-memory object store (Ray: 30%).
+OBJECT_STORE_MEMORY_FRACTION = 0.3
+DEFAULT_CONTROL_PORT = 6379
+DEFAULT_DASHBOARD_PORT = 8265

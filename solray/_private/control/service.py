@@ -1,0 +1,424 @@
+"""The control service (Ray's GCS): nodes, jobs, actors, named actors and a KV store.
+
+It creates every actor: it picks a node, leases a dedicated worker there, sends the
+creation task, and watches the connection to that worker. When the worker dies it
+restarts the actor (``max_restarts``) or marks it dead, and publishes each change to the
+processes that call the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
+from solray._private.scheduling.resources import describe, fits, normalize
+from solray._private.worker.task_spec import ACTOR_CREATION
+
+logger = logging.getLogger(__name__)
+
+PENDING = "PENDING_CREATION"
+ALIVE = "ALIVE"
+RESTARTING = "RESTARTING"
+DEAD = "DEAD"
+
+
+class ActorRecord:
+    def __init__(self, spec: dict):
+        self.actor_id: bytes = spec["actor_id"]
+        self.spec = spec
+        self.name: str | None = spec.get("name")
+        self.namespace: str = spec.get("namespace") or ""
+        self.detached = spec.get("lifetime") == "detached"
+        self.job_id = spec["job_id"]
+        self.max_restarts = spec.get("max_restarts", 0)
+        self.num_restarts = 0
+        self.state = PENDING
+        self.address: str | None = None
+        self.worker_id: str | None = None
+        self.node_id: str | None = None
+        self.pid: int | None = None
+        self.incarnation = 0
+        self.death: dict | None = None
+        self.no_restart = False
+        self.exiting = False
+        self.conn: Connection | None = None
+        self.subscribers: set[Connection] = set()
+        self.class_name = spec.get("class_name", "")
+        self.start_time = time.time()
+
+    def info(self) -> dict:
+        return {
+            "actor_id": self.actor_id,
+            "state": self.state,
+            "address": self.address,
+            "incarnation": self.incarnation,
+            "death": self.death,
+            "name": self.name,
+            "namespace": self.namespace,
+            "class_name": self.class_name,
+            "num_restarts": self.num_restarts,
+            "node_id": self.node_id,
+            "pid": self.pid,
+            "job_id": self.job_id,
+            "meta": self.spec.get("meta"),
+            "detached": self.detached,
+        }
+
+
+class ControlService:
+    def __init__(self, token: str, host: str):
+        self.token = token
+        self.host = host
+        self.address = ""
+        self.nodes: dict[str, dict] = {}
+        self.node_conns: dict[str, Connection] = {}
+        self.jobs: dict[int, dict] = {}
+        self.job_conns: dict[Connection, int] = {}
+        self.actors: dict[bytes, ActorRecord] = {}
+        self.named: dict[tuple[str, str], bytes] = {}
+        self.kv: dict[tuple[str, bytes], bytes] = {}
+        self._next_job = 1
+        self._server = None
+        self._handlers = {
+            "register_node": self._h_register_node,
+            "register_job": self._h_register_job,
+            "create_actor": self._h_create_actor,
+            "subscribe_actor": self._h_subscribe_actor,
+            "get_actor_info": self._h_get_actor_info,
+            "get_named_actor": self._h_get_named_actor,
+            "list_named_actors": self._h_list_named_actors,
+            "list_actors": self._h_list_actors,
+            "kill_actor": self._h_kill_actor,
+            "actor_exiting": self._h_actor_exiting,
+            "get_nodes": self._h_get_nodes,
+            "list_jobs": self._h_list_jobs,
+            "kv_put": self._h_kv_put,
+            "kv_get": self._h_kv_get,
+            "kv_del": self._h_kv_del,
+            "kv_keys": self._h_kv_keys,
+            "ping": lambda conn, p: "pong",
+        }
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await serve(self.host, port, self.token, self._handle, name="control", on_close=self._on_close)
+        self.address = f"{self.host}:{self._server.sockets[0].getsockname()[1]}"
+
+    def _handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
+        h = self._handlers.get(method)
+        if h is None:
+            raise LookupError(f"unknown control method {method!r}")
+        return h(conn, payload)
+
+    def _on_close(self, conn: Connection) -> None:
+        for rec in self.actors.values():
+            rec.subscribers.discard(conn)
+        job_id = self.job_conns.pop(conn, None)
+        if job_id is not None:
+            self._finish_job(job_id)
+        for node_id, c in list(self.node_conns.items()):
+            if c is conn:
+                self.node_conns.pop(node_id)
+                self.nodes[node_id]["alive"] = False
+
+    # ------------------------------------------------------------------ nodes and jobs
+    def _h_register_node(self, conn: Connection, info: dict) -> bool:
+        info = dict(info, alive=True, conn_time=time.time())
+        self.nodes[info["node_id"]] = info
+        self.node_conns[info["node_id"]] = conn
+        for rec in self.actors.values():
+            if rec.state == PENDING and not rec.conn:
+                asyncio.get_running_loop().create_task(self._schedule_actor(rec))
+        return True
+
+    def _h_register_job(self, conn: Connection, p: dict) -> dict:
+        job_id = self._next_job
+        self._next_job += 1
+        namespace = p.get("namespace") or f"anonymous-{job_id}"
+        self.jobs[job_id] = {
+            "job_id": job_id,
+            "driver_address": p["driver_address"],
+            "namespace": namespace,
+            "status": "RUNNING",
+            "start_time": time.time(),
+            "end_time": None,
+            "pid": p.get("pid"),
+            "entrypoint": p.get("entrypoint", ""),
+            "runtime_env": p.get("runtime_env") or {},
+        }
+        self.job_conns[conn] = job_id
+        return {"job_id": job_id, "namespace": namespace}
+
+    def _finish_job(self, job_id: int) -> None:
+        job = self.jobs.get(job_id)
+        if job is not None:
+            job["status"] = "SUCCEEDED"
+            job["end_time"] = time.time()
+        for rec in list(self.actors.values()):
+            if rec.job_id == job_id and not rec.detached and rec.state != DEAD:
+                rec.no_restart = True
+                self._kill_actor_worker(rec)
+                self._set_dead(rec, {"message": "The actor's job (driver) exited."})
+        for conn in self.node_conns.values():
+            conn.notify("job_finished", job_id)
+
+    def _h_get_nodes(self, conn: Connection, p: Any) -> asyncio.Future:
+        return self._refresh_nodes()
+
+    async def _refresh_nodes(self) -> list[dict]:
+        async def refresh(node_id: str, c: Connection):
+            try:
+                info = await asyncio.wait_for(c.request("node_info"), 5)
+                self.nodes[node_id].update(info)
+            except (ConnectionError, asyncio.TimeoutError, RpcError):
+                pass
+
+        await asyncio.gather(*(refresh(n, c) for n, c in self.node_conns.items() if not c.closed))
+        return list(self.nodes.values())
+
+    def _h_list_jobs(self, conn: Connection, p: Any) -> list:
+        return list(self.jobs.values())
+
+    # ------------------------------------------------------------------ actors
+    def _h_create_actor(self, conn: Connection, spec: dict) -> dict:
+        name = spec.get("name")
+        ns = spec.get("namespace") or ""
+        if name:
+            existing = self.named.get((ns, name))
+            if existing is not None and self.actors[existing].state != DEAD:
+                if spec.get("get_if_exists"):
+                    return {"existing": True, "info": self.actors[existing].info()}
+                raise ValueError(
+                    f"The name {name} (namespace={ns}) is already taken by another actor. "
+                    "Use get_if_exists=True to get a handle to it."
+                )
+        rec = ActorRecord(spec)
+        self.actors[rec.actor_id] = rec
+        if name:
+            self.named[(ns, name)] = rec.actor_id
+        if spec.get("dep_error"):
+            rec.no_restart = True
+            self._set_dead(rec, {"message": "An argument of the actor's constructor failed.", "error": spec["dep_error"]})
+            return {"existing": False, "info": rec.info()}
+        asyncio.get_running_loop().create_task(self._schedule_actor(rec))
+        return {"existing": False, "info": rec.info()}
+
+    def _pick_node(self, demand: dict) -> str | None:
+        alive = [n for n in self.nodes.values() if n.get("alive") and n["node_id"] in self.node_conns]
+        placement = self._placement_demand(demand)
+        for n in alive:
+            if fits(placement, n["resources_available"]):
+                return n["node_id"]
+        for n in alive:
+            if fits(placement, n["resources_total"]):
+                return n["node_id"]
+        return None
+
+    @staticmethod
+    def _placement_demand(demand: dict) -> dict:
+        # An actor that holds no CPU still needs a node with one, as in Ray.
+        if not demand:
+            return {"CPU": 1.0}
+        return demand
+
+    async def _schedule_actor(self, rec: ActorRecord) -> None:
+        spec = rec.spec
+        demand = normalize(spec.get("resources"))
+        node_id = self._pick_node(demand)
+        if node_id is None:
+            msg = (
+                f"The actor {rec.class_name} requires {describe(self._placement_demand(demand))}, "
+                "which no node in the cluster can satisfy: "
+                + "; ".join(describe(n["resources_total"]) for n in self.nodes.values() if n.get("alive"))
+                + ". It stays pending until a node with these resources joins."
+            )
+            self._warn_job(rec.job_id, msg)
+            return
+        node_conn = self.node_conns[node_id]
+        try:
+            grant = await node_conn.request(
+                "request_lease",
+                {
+                    "resources": demand,
+                    "job_id": rec.job_id,
+                    "env_vars": spec.get("env_vars") or {},
+                    "env_key": spec.get("env_key") or "",
+                    "for_actor": True,
+                },
+            )
+        except (ConnectionError, RpcError) as e:
+            self._set_dead(rec, {"message": f"could not lease a worker for the actor: {e}"})
+            return
+        if rec.state == DEAD:
+            node_conn.notify("kill_worker", grant["worker_id"])
+            return
+        try:
+            host, port = grant["worker_address"].rsplit(":", 1)
+            conn = await connect(host, int(port), self.token, self._handle, name=f"actor {rec.class_name}")
+            msg = {
+                "t": spec["task_id"],
+                "k": ACTOR_CREATION,
+                "n": f"{rec.class_name}.__init__",
+                "f": spec["class_id"],
+                "fb": spec["class_blob"],
+                "a": spec.get("args_blob"),
+                "d": spec.get("dep_values") or [],
+                "c": spec.get("contained"),
+                "r": 1,
+                "o": spec["owner"],
+                "act": rec.actor_id,
+                "opts": spec.get("opts"),
+                "res": demand,
+                "gpu": grant.get("gpu_ids"),
+            }
+            reply = await conn.request("push_task", msg)
+        except (ConnectionError, RpcError) as e:
+            await self._on_worker_lost(rec, None, f"the actor's worker died during creation: {e}")
+            return
+        if reply.get("e"):
+            node_conn.notify("kill_worker", grant["worker_id"])
+            conn.close()
+            rec.no_restart = True
+            self._set_dead(
+                rec,
+                {"message": f"The actor {rec.class_name} raised in __init__.", "error": reply["r"][0], "creation": True},
+            )
+            return
+        rec.conn = conn
+        rec.address = grant["worker_address"]
+        rec.worker_id = grant["worker_id"]
+        rec.node_id = node_id
+        rec.pid = grant.get("pid")
+        rec.incarnation += 1
+        rec.state = ALIVE
+        conn._on_close = lambda c, rec=rec, inc=rec.incarnation: asyncio.get_running_loop().create_task(
+            self._on_worker_lost(rec, inc, "The actor's worker process exited unexpectedly.")
+        )
+        if rec.state == ALIVE and rec.no_restart and rec.death is None and rec.exiting:
+            conn.close()
+        self._publish(rec)
+
+    async def _on_worker_lost(self, rec: ActorRecord, incarnation: int | None, reason: str) -> None:
+        if rec.state == DEAD or (incarnation is not None and incarnation != rec.incarnation):
+            return
+        rec.conn = None
+        rec.address = None
+        if rec.exiting:
+            self._set_dead(rec, {"message": "The actor exited (exit_actor or __ray_terminate__).", "intended": True})
+            return
+        if rec.no_restart:
+            self._set_dead(rec, {"message": "The actor was killed by solray.kill()."})
+            return
+        if rec.max_restarts == -1 or rec.num_restarts < rec.max_restarts:
+            rec.num_restarts += 1
+            rec.state = RESTARTING
+            self._publish(rec)
+            await self._schedule_actor(rec)
+            return
+        self._set_dead(
+            rec,
+            {
+                "message": f"{reason} It was restarted {rec.num_restarts} time(s) of "
+                f"max_restarts={rec.max_restarts}."
+            },
+        )
+
+    def _set_dead(self, rec: ActorRecord, death: dict) -> None:
+        if rec.state == DEAD:
+            return
+        rec.state = DEAD
+        rec.death = death
+        rec.address = None
+        if rec.name and self.named.get((rec.namespace, rec.name)) == rec.actor_id:
+            del self.named[(rec.namespace, rec.name)]
+        self._publish(rec)
+
+    def _publish(self, rec: ActorRecord) -> None:
+        info = rec.info()
+        for conn in list(rec.subscribers):
+            conn.notify("actor_update", [rec.actor_id, info])
+
+    def _warn_job(self, job_id: int, msg: str) -> None:
+        logger.warning(msg)
+        for conn, jid in self.job_conns.items():
+            if jid == job_id:
+                conn.notify("infeasible", msg)
+
+    def _h_subscribe_actor(self, conn: Connection, actor_id: bytes) -> dict | None:
+        rec = self.actors.get(actor_id)
+        if rec is None:
+            return None
+        rec.subscribers.add(conn)
+        return rec.info()
+
+    def _h_get_actor_info(self, conn: Connection, actor_id: bytes) -> dict | None:
+        rec = self.actors.get(actor_id)
+        return rec.info() if rec else None
+
+    def _h_get_named_actor(self, conn: Connection, p: list) -> dict | None:
+        name, ns = p
+        aid = self.named.get((ns or "", name))
+        if aid is None:
+            return None
+        rec = self.actors[aid]
+        return rec.info() if rec.state != DEAD else None
+
+    def _h_list_named_actors(self, conn: Connection, p: list) -> list:
+        all_namespaces, ns = p
+        return [
+            {"name": name, "namespace": n}
+            for (n, name), aid in self.named.items()
+            if (all_namespaces or n == ns) and self.actors[aid].state != DEAD
+        ]
+
+    def _h_list_actors(self, conn: Connection, p: Any) -> list:
+        return [rec.info() for rec in self.actors.values()]
+
+    def _h_kill_actor(self, conn: Connection, p: list) -> bool:
+        actor_id, no_restart = p
+        rec = self.actors.get(actor_id)
+        if rec is None or rec.state == DEAD:
+            return False
+        if no_restart:
+            rec.no_restart = True
+        if rec.state == ALIVE:
+            self._kill_actor_worker(rec)
+        elif no_restart:
+            self._set_dead(rec, {"message": "The actor was killed by solray.kill()."})
+        return True
+
+    def _kill_actor_worker(self, rec: ActorRecord) -> None:
+        node = self.node_conns.get(rec.node_id or "")
+        if node is not None and rec.worker_id:
+            node.notify("kill_worker", rec.worker_id)
+
+    def _h_actor_exiting(self, conn: Connection, actor_id: bytes) -> None:
+        rec = self.actors.get(actor_id)
+        if rec is not None:
+            rec.exiting = True
+
+    # ------------------------------------------------------------------ KV
+    def _h_kv_put(self, conn: Connection, p: list) -> bool:
+        ns, key, value, overwrite = p
+        k = (ns or "", key)
+        if k in self.kv and not overwrite:
+            return False
+        self.kv[k] = value
+        return True
+
+    def _h_kv_get(self, conn: Connection, p: list) -> bytes | None:
+        ns, key = p
+        return self.kv.get((ns or "", key))
+
+    def _h_kv_del(self, conn: Connection, p: list) -> int:
+        ns, key = p
+        return 1 if self.kv.pop((ns or "", key), None) is not None else 0
+
+    def _h_kv_keys(self, conn: Connection, p: list) -> list:
+        ns, prefix = p
+        return [k for (n, k) in self.kv if n == (ns or "") and k.startswith(prefix)]
+
+
+__all__ = ["ControlService", "ConnectionLost"]

@@ -1,0 +1,509 @@
+"""The node daemon: this node's scheduler, worker pool and shared-memory accounting.
+
+Owners ask it for *leases* on workers that fit a task's resources; it grants an idle
+worker of the owner's job (forking a new one from the zygote when none is idle) and takes
+the resources back when the lease returns. It also accounts the bytes of every object in
+this node's shared memory, so a full store fails ``put`` with a clear error instead of the
+kernel killing someone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Any
+
+import msgpack
+
+from solray._private import config, ids
+from solray._private.rpc.connection import Connection, connect, serve
+from solray._private.scheduling.resources import NodeResources, describe, normalize
+
+logger = logging.getLogger(__name__)
+
+_LEN = struct.Struct("!I")
+
+STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
+
+
+class WorkerRecord:
+    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor")
+
+    def __init__(self, worker_id: str, job_id: int, env_key: str):
+        self.worker_id = worker_id
+        self.pid: int | None = None
+        self.job_id = job_id
+        self.env_key = env_key
+        self.state = STARTING
+        self.conn: Connection | None = None
+        self.address = ""
+        self.lease: Lease | None = None
+        self.blocked = False
+        self.idle_since = time.monotonic()
+        self.waiting: Lease | None = None  # lease granted to this worker before it registered
+        self.is_actor = False
+
+
+class Lease:
+    __slots__ = ("lease_id", "demand", "gpu_ids", "worker", "owner", "future", "for_actor")
+
+    def __init__(self, demand: dict, owner: Connection, future: asyncio.Future, for_actor: bool):
+        self.lease_id = ids.new_id(8).hex()
+        self.demand = demand
+        self.gpu_ids: list[int] = []
+        self.worker: WorkerRecord | None = None
+        self.owner = owner
+        self.future = future
+        self.for_actor = for_actor
+
+
+class LeaseRequest:
+    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape")
+
+    def __init__(self, payload: dict, owner: Connection, future: asyncio.Future):
+        self.demand = normalize(payload.get("resources"))
+        self.job_id = payload["job_id"]
+        self.env_vars = payload.get("env_vars") or {}
+        self.env_key = payload.get("env_key") or ""
+        self.owner = owner
+        self.future = future
+        self.for_actor = bool(payload.get("for_actor"))
+        self.shape = describe(self.demand)
+
+
+class NodeDaemon:
+    def __init__(
+        self,
+        *,
+        token: str,
+        node_ip: str,
+        control_address: str,
+        session_dir: str,
+        resources: dict[str, float],
+        object_store_memory: int,
+        node_id: str | None = None,
+        is_head: bool = False,
+        labels: dict | None = None,
+    ):
+        self.token = token
+        self.node_id = node_id or ids.new_id().hex()
+        self.node_ip = node_ip
+        self.control_address = control_address
+        self.session_dir = session_dir
+        self.shm_dir = os.path.join("/dev/shm" if os.path.isdir("/dev/shm") else session_dir, f"solray_{os.path.basename(session_dir)}_{self.node_id[:8]}")
+        self.resources = NodeResources({**resources, f"node:{node_ip}": 1.0})
+        if is_head:
+            self.resources = NodeResources({**self.resources.total, "node:__internal_head__": 1.0})
+        self.object_store_memory = object_store_memory
+        self.is_head = is_head
+        self.labels = labels or {}
+        self.address = ""
+        self.workers: dict[str, WorkerRecord] = {}
+        self.leases: dict[str, Lease] = {}
+        self.pending: deque[LeaseRequest] = deque()
+        self.jobs: dict[int, dict] = {}  # job_id -> {"driver_address", "namespace", "runtime_env"}
+        self.objects: dict[bytes, tuple[int, str]] = {}  # oid -> (size, owner address)
+        self.object_bytes = 0
+        self.clients: dict[Connection, dict] = {}
+        self.control: Connection | None = None
+        self._zygote: subprocess.Popen | None = None
+        self._zygote_replies: asyncio.Queue | None = None
+        self._warned_infeasible: set[str] = set()
+        self._server = None
+        self._handlers = {
+            "register_client": self._h_register_client,
+            "request_lease": self._h_request_lease,
+            "return_lease": self._h_return_lease,
+            "worker_blocked": self._h_worker_blocked,
+            "worker_unblocked": self._h_worker_unblocked,
+            "alloc_object": self._h_alloc_object,
+            "free_objects": self._h_free_objects,
+            "kill_worker": self._h_kill_worker,
+            "job_finished": self._h_job_finished,
+            "node_info": self._h_node_info,
+            "ping": lambda conn, p: "pong",
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, port: int = 0) -> None:
+        os.makedirs(self.shm_dir, exist_ok=True)
+        os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
+        self._server = await serve(self.node_ip, port, self.token, self._handle, name="daemon", on_close=self._on_close)
+        self.address = f"{self.node_ip}:{self._server.sockets[0].getsockname()[1]}"
+        self._start_zygote()
+        host, cport = self.control_address.rsplit(":", 1)
+        self.control = await connect(host, int(cport), self.token, self._handle, name="control")
+        await self.control.request("register_node", self.node_info())
+        asyncio.get_running_loop().create_task(self._reap_idle_workers())
+
+    def node_info(self) -> dict:
+        return {
+            "node_id": self.node_id,
+            "node_ip": self.node_ip,
+            "address": self.address,
+            "resources_total": self.resources.total,
+            "resources_available": self.resources.available,
+            "object_store_memory": self.object_store_memory,
+            "object_store_used": self.object_bytes,
+            "is_head": self.is_head,
+            "labels": self.labels,
+            "shm_dir": self.shm_dir,
+            "session_dir": self.session_dir,
+            "num_workers": sum(1 for w in self.workers.values() if w.state != DEAD),
+        }
+
+    def _start_zygote(self) -> None:
+        env = dict(os.environ)
+        env.pop("SOLRAY_TOKEN", None)
+        self._zygote = subprocess.Popen(
+            [sys.executable, "-m", "solray._private.node.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        base = {
+            "token": self.token,
+            "node_id": self.node_id,
+            "node_ip": self.node_ip,
+            "daemon_address": self.address,
+            "control_address": self.control_address,
+            "shm_dir": self.shm_dir,
+            "session_dir": self.session_dir,
+        }
+        self._zygote_send({"base": base})
+        loop = asyncio.get_running_loop()
+        self._zygote_replies = asyncio.Queue()
+        loop.add_reader(self._zygote.stdout.fileno(), self._read_zygote)
+        self._zygote_buf = b""
+
+    def _zygote_send(self, msg: dict) -> None:
+        data = msgpack.packb(msg)
+        self._zygote.stdin.write(_LEN.pack(len(data)) + data)
+        self._zygote.stdin.flush()
+
+    def _read_zygote(self) -> None:
+        chunk = os.read(self._zygote.stdout.fileno(), 65536)
+        if not chunk:
+            asyncio.get_running_loop().remove_reader(self._zygote.stdout.fileno())
+            return
+        self._zygote_buf += chunk
+        while len(self._zygote_buf) >= 4:
+            (n,) = _LEN.unpack(self._zygote_buf[:4])
+            if len(self._zygote_buf) < 4 + n:
+                break
+            reply = msgpack.unpackb(self._zygote_buf[4 : 4 + n], raw=False)
+            self._zygote_buf = self._zygote_buf[4 + n :]
+            w = self.workers.get(reply["worker_id"])
+            if w is not None:
+                w.pid = reply["pid"]
+
+    def shutdown(self) -> None:
+        for w in self.workers.values():
+            if w.pid:
+                try:
+                    os.kill(w.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if self._zygote is not None:
+            try:
+                self._zygote.kill()
+                self._zygote.wait(timeout=2)
+            except Exception:
+                pass
+        shutil.rmtree(self.shm_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ dispatch
+    def _handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
+        h = self._handlers.get(method)
+        if h is None:
+            raise LookupError(f"unknown daemon method {method!r}")
+        return h(conn, payload)
+
+    def _on_close(self, conn: Connection) -> None:
+        info = self.clients.pop(conn, None)
+        if info is None:
+            return
+        # Leases held by a departed owner: their workers run orphaned tasks, so stop them.
+        for lease in list(self.leases.values()):
+            if lease.owner is conn and not lease.for_actor:
+                if lease.worker is not None:
+                    self._kill(lease.worker)
+                self._release_lease(lease)
+        owner = info.get("address")
+        if owner:
+            self._free_owned_by(owner)
+        if info["kind"] == "driver":
+            self._finish_job(info["job_id"])
+        wid = info.get("worker_id")
+        w = self.workers.get(wid) if wid else None
+        if w is not None:
+            self._worker_gone(w)
+        self._schedule()
+
+    # ------------------------------------------------------------------ clients
+    def _h_register_client(self, conn: Connection, p: dict) -> dict:
+        self.clients[conn] = p
+        if p["kind"] == "driver":
+            self.jobs[p["job_id"]] = {
+                "driver_address": p["address"],
+                "runtime_env": p.get("runtime_env") or {},
+            }
+            # Warm the pool so the first tasks do not wait for forks.
+            n = int(self.resources.total.get("CPU", 0))
+            for _ in range(min(n, 4)):
+                self._start_worker(p["job_id"], "", {})
+        elif p["kind"] == "worker":
+            w = self.workers.get(p["worker_id"])
+            if w is None:
+                raise LookupError(f"unknown worker {p['worker_id']}")
+            w.conn = conn
+            w.address = p["address"]
+            w.pid = p["pid"]
+            lease = w.waiting
+            w.waiting = None
+            if lease is not None:
+                self._grant(lease, w)
+            else:
+                w.state = IDLE
+                w.idle_since = time.monotonic()
+                self._schedule()
+        return {"node_id": self.node_id}
+
+    def _start_worker(self, job_id: int, env_key: str, env_vars: dict) -> WorkerRecord:
+        w = WorkerRecord(ids.new_id().hex(), job_id, env_key)
+        self.workers[w.worker_id] = w
+        job = self.jobs.get(job_id, {})
+        job_env = dict((job.get("runtime_env") or {}).get("env_vars") or {})
+        job_env.update(env_vars)
+        self._zygote_send(
+            {
+                "worker_id": w.worker_id,
+                "job_id": job_id,
+                "driver_address": job.get("driver_address"),
+                "env_vars": job_env,
+                "runtime_env": job.get("runtime_env") or {},
+            }
+        )
+        return w
+
+    # ------------------------------------------------------------------ leases
+    def _h_request_lease(self, conn: Connection, p: dict) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        req = LeaseRequest(p, conn, fut)
+        if not self.resources.feasible(req.demand):
+            self._warn_infeasible(req)
+        self.pending.append(req)
+        self._schedule()
+        return fut
+
+    def _warn_infeasible(self, req: LeaseRequest) -> None:
+        if req.shape in self._warned_infeasible:
+            return
+        self._warned_infeasible.add(req.shape)
+        msg = (
+            f"The {'actor' if req.for_actor else 'task'} requires {req.shape}, which no node "
+            f"in the cluster can satisfy: this node has {describe(self.resources.total)}. "
+            "It stays pending until a node with these resources joins."
+        )
+        logger.warning(msg)
+        driver = self._driver_conn(req.job_id)
+        for c in {req.owner, driver} - {None}:
+            c.notify("infeasible", msg)
+
+    def _driver_conn(self, job_id: int) -> Connection | None:
+        for conn, info in self.clients.items():
+            if info.get("kind") == "driver" and info.get("job_id") == job_id:
+                return conn
+        return None
+
+    def _schedule(self) -> None:
+        if not self.pending:
+            return
+        still = deque()
+        while self.pending:
+            req = self.pending.popleft()
+            if req.future.done() or req.owner.closed:
+                continue
+            if not self.resources.can_acquire(req.demand):
+                still.append(req)
+                continue
+            lease = Lease(req.demand, req.owner, req.future, req.for_actor)
+            lease.gpu_ids = self.resources.acquire(req.demand)
+            self.leases[lease.lease_id] = lease
+            w = self._idle_worker(req.job_id, req.env_key)
+            if w is not None:
+                self._grant(lease, w)
+            else:
+                w = self._start_worker(req.job_id, req.env_key, req.env_vars)
+                w.state = LEASED
+                w.waiting = lease
+                lease.worker = w
+        self.pending = still
+
+    def _idle_worker(self, job_id: int, env_key: str) -> WorkerRecord | None:
+        for w in self.workers.values():
+            if w.state == IDLE and w.job_id == job_id and w.env_key == env_key:
+                return w
+        # A prestarted worker that has not registered yet is as good as idle.
+        for w in self.workers.values():
+            if w.state == STARTING and w.waiting is None and w.job_id == job_id and w.env_key == env_key:
+                return w
+        return None
+
+    def _grant(self, lease: Lease, w: WorkerRecord) -> None:
+        lease.worker = w
+        w.lease = lease
+        w.is_actor = lease.for_actor
+        if w.conn is None:  # still starting: grant when it registers
+            w.state = LEASED
+            w.waiting = lease
+            return
+        w.state = LEASED
+        if lease.future.done():
+            self._release_lease(lease)
+            return
+        res = dict(lease.demand)
+        lease.future.set_result(
+            {
+                "lease_id": lease.lease_id,
+                "worker_id": w.worker_id,
+                "worker_address": w.address,
+                "node_id": self.node_id,
+                "resources": res,
+                "gpu_ids": lease.gpu_ids,
+                "pid": w.pid,
+            }
+        )
+
+    def _h_return_lease(self, conn: Connection, p: list) -> None:
+        lease_id, worker_dead = p
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            return
+        w = lease.worker
+        self._release_lease(lease)
+        if w is not None and w.state == LEASED and not worker_dead:
+            w.state = IDLE
+            w.idle_since = time.monotonic()
+        self._schedule()
+
+    def _release_lease(self, lease: Lease) -> None:
+        if self.leases.pop(lease.lease_id, None) is None:
+            return
+        w = lease.worker
+        demand = dict(lease.demand)
+        if w is not None and w.blocked:
+            demand["CPU"] = demand.get("CPU", 0.0) - lease.demand.get("CPU", 0.0)
+            w.blocked = False
+        self.resources.release(demand, lease.gpu_ids)
+        if w is not None:
+            w.lease = None
+
+    def _h_worker_blocked(self, conn: Connection, worker_id: str) -> None:
+        w = self.workers.get(worker_id)
+        if w is None or w.lease is None or w.blocked:
+            return
+        w.blocked = True
+        self.resources.lend_cpu(w.lease.demand.get("CPU", 0.0))
+        self._schedule()
+
+    def _h_worker_unblocked(self, conn: Connection, worker_id: str) -> None:
+        w = self.workers.get(worker_id)
+        if w is None or w.lease is None or not w.blocked:
+            return
+        w.blocked = False
+        self.resources.reclaim_cpu(w.lease.demand.get("CPU", 0.0))
+
+    # ------------------------------------------------------------------ worker exits
+    def _worker_gone(self, w: WorkerRecord) -> None:
+        if w.state == DEAD:
+            return
+        w.state = DEAD
+        if w.lease is not None:
+            self._release_lease(w.lease)
+        if w.waiting is not None:
+            lease = w.waiting
+            w.waiting = None
+            self._release_lease(lease)
+            if not lease.future.done():
+                lease.future.set_exception(RuntimeError("the worker process exited during startup"))
+        self.workers.pop(w.worker_id, None)
+
+    def _kill(self, w: WorkerRecord) -> None:
+        if w.pid:
+            try:
+                os.kill(w.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _h_kill_worker(self, conn: Connection, worker_id: str) -> bool:
+        w = self.workers.get(worker_id)
+        if w is None:
+            return False
+        self._kill(w)
+        return True
+
+    def _h_job_finished(self, conn: Connection, job_id: int) -> None:
+        self._finish_job(job_id)
+
+    def _finish_job(self, job_id: int) -> None:
+        self.jobs.pop(job_id, None)
+        for w in list(self.workers.values()):
+            if w.job_id == job_id and not w.is_actor:
+                self._kill(w)
+                if w.conn is None:
+                    self._worker_gone(w)
+
+    async def _reap_idle_workers(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, config.IDLE_WORKER_TIMEOUT_S / 4))
+            soft_limit = max(1, int(self.resources.total.get("CPU", 1)))
+            idle = sorted(
+                (w for w in self.workers.values() if w.state == IDLE), key=lambda w: w.idle_since
+            )
+            now = time.monotonic()
+            for w in idle[: max(0, len(idle) - soft_limit)]:
+                if now - w.idle_since > config.IDLE_WORKER_TIMEOUT_S:
+                    self._kill(w)
+
+    # ------------------------------------------------------------------ objects
+    def _h_alloc_object(self, conn: Connection, p: list) -> str:
+        oid, size, owner = p
+        if oid in self.objects:
+            return "ok"
+        if self.object_bytes + size > self.object_store_memory:
+            return (
+                f"Failed to put object {oid.hex()} of {size / 2**20:.1f} MiB into the object "
+                f"store: {self.object_bytes / 2**20:.1f} MiB of {self.object_store_memory / 2**20:.1f} "
+                "MiB are in use by objects that are still referenced. Free references "
+                "(del the ObjectRefs) or start the cluster with a larger object_store_memory."
+            )
+        self.objects[oid] = (size, owner)
+        self.object_bytes += size
+        return "ok"
+
+    def _h_free_objects(self, conn: Connection, oids: list) -> None:
+        for oid in oids:
+            entry = self.objects.pop(oid, None)
+            if entry is None:
+                continue
+            self.object_bytes -= entry[0]
+            try:
+                os.unlink(os.path.join(self.shm_dir, oid.hex()))
+            except FileNotFoundError:
+                pass
+
+    def _free_owned_by(self, owner: str) -> None:
+        self._h_free_objects(None, [oid for oid, (_s, o) in self.objects.items() if o == owner])
+
+    def _h_node_info(self, conn: Connection, p: Any) -> dict:
+        return self.node_info()

@@ -1,0 +1,94 @@
+"""Entry point of a node process: the control service (head only) plus the node daemon.
+
+Run by ``solray.init()`` for the embedded local cluster and by ``solray start``. On
+start it prints one JSON line with the addresses to stdout; with ``--embedded`` it exits
+when its parent (the driver that started it) closes its stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+
+from solray._private.control.service import ControlService
+from solray._private.node.daemon import NodeDaemon
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--head", action="store_true")
+    p.add_argument("--embedded", action="store_true")
+    p.add_argument("--node-ip", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--control-address", default="")
+    p.add_argument("--session-dir", required=True)
+    p.add_argument("--resources", default="{}")
+    p.add_argument("--object-store-memory", type=int, required=True)
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    token = os.environ["SOLRAY_TOKEN"]
+    control = None
+    control_address = args.control_address
+    if args.head:
+        control = ControlService(token, args.node_ip)
+        await control.start(args.port)
+        control_address = control.address
+    daemon = NodeDaemon(
+        token=token,
+        node_ip=args.node_ip,
+        control_address=control_address,
+        session_dir=args.session_dir,
+        resources=json.loads(args.resources),
+        object_store_memory=args.object_store_memory,
+        is_head=args.head,
+    )
+    await daemon.start()
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    if args.embedded:
+        loop.add_reader(sys.stdin.fileno(), lambda: _on_stdin(stop))
+    print(
+        json.dumps(
+            {
+                "control_address": control_address,
+                "daemon_address": daemon.address,
+                "node_id": daemon.node_id,
+                "shm_dir": daemon.shm_dir,
+                "pid": os.getpid(),
+            }
+        ),
+        flush=True,
+    )
+    try:
+        await stop
+    finally:
+        daemon.shutdown()
+
+
+def _on_stdin(stop: asyncio.Future) -> None:
+    if not os.read(sys.stdin.fileno(), 4096) and not stop.done():
+        stop.set_result(None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.makedirs(os.path.join(args.session_dir, "logs"), exist_ok=True)
+    logging.basicConfig(
+        filename=os.path.join(args.session_dir, "logs", "head.log" if args.head else "node.log"),
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""One shared-memory file per large object, written by its producer and mapped by readers.
+
+Layout: ``b"SLR1"``, u32 header slot size, u32 header length, a msgpack header ``[meta, data_len, [[off, len]...]]``,
+the pickle stream, then each out-of-band buffer at a 64-byte aligned offset so NumPy and
+Arrow can use it in place. Readers map the file read-only: arrays returned by ``get`` point
+into shared memory and are not writeable, as in Ray. Unlinking a file while a reader still
+maps it is safe: the pages live until the last mapping goes.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+
+from solray._private.protocol import frames
+from solray._private.serialization.serializer import SerializedObject
+
+MAGIC = b"SLR1"
+_U32 = struct.Struct("<I")
+ALIGN = 64
+_WRITE_CHUNK = 1 << 30
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) & ~(ALIGN - 1)
+
+
+def layout(so: SerializedObject) -> tuple[bytes, list, int]:
+    """Return (prefix bytes, buffer offsets, total size) for a serialized object."""
+    # The header holds buffer offsets, which depend on the header's own size: reserve a
+    # generous fixed-size slot so one pass is enough.
+    offsets = []
+    header_guess = 32 + 24 * len(so.buffers)
+    pos = _align(12 + header_guess + len(so.data))
+    for b in so.buffers:
+        offsets.append([pos, b.nbytes])
+        pos = _align(pos + b.nbytes)
+    header = frames.pack([so.meta, len(so.data), offsets])
+    prefix = MAGIC + _U32.pack(header_guess) + _U32.pack(len(header))
+    prefix += header.ljust(header_guess, b"\0") + so.data
+    return prefix, offsets, max(pos, len(prefix))
+
+
+def write(path: str, so: SerializedObject) -> int:
+    prefix, offsets, total = layout(so)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        if total > (1 << 20):
+            # Allocating all pages up front is ~3x faster on tmpfs than faulting them in.
+            os.posix_fallocate(fd, 0, total)
+        _pwrite_all(fd, memoryview(prefix), 0)
+        for b, (off, _n) in zip(so.buffers, offsets):
+            _pwrite_all(fd, b.cast("B") if b.format != "B" else b, off)
+        os.ftruncate(fd, total)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+    return total
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    done = 0
+    n = view.nbytes
+    while done < n:
+        done += os.pwrite(fd, view[done : done + _WRITE_CHUNK], offset + done)
+
+
+def read(path: str) -> tuple[int, memoryview, list]:
+    """Map an object file; return (meta, pickle stream, buffers), all views into the map."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    view = memoryview(mm)
+    if bytes(view[:4]) != MAGIC:
+        raise ValueError(f"object file {path} is corrupt")
+    (slot,) = _U32.unpack(view[4:8])
+    (hlen,) = _U32.unpack(view[8:12])
+    meta, data_len, offsets = frames.unpack(bytes(view[12 : 12 + hlen]))
+    data_start = 12 + slot
+    data = view[data_start : data_start + data_len]
+    buffers = [view[off : off + n] for off, n in offsets]
+    return meta, data, buffers

@@ -1,0 +1,826 @@
+"""The core worker: the part of every driver and worker process that talks to the cluster.
+
+It owns the objects this process creates (``put`` and the returns of tasks it submits),
+counts references to them, submits tasks through worker leases and calls actors directly.
+User code runs on its own threads; all networking runs on one asyncio loop in a
+background thread ("IO loop"). Calls from user threads hand work to the loop; objects'
+states are shared under the memory store's lock so ``get`` of a ready value never
+crosses threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from solray import exceptions
+from solray._private import ids
+from solray._private.config import INLINE_OBJECT_MAX_BYTES
+from solray._private.objects import shm_store
+from solray._private.objects.memory_store import Entry, MemoryStore
+from solray._private.objects.object_ref import ObjectRef, ObjectRefGenerator
+from solray._private.objects.reference_counter import ReferenceCounter
+from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
+from solray._private.serialization import serializer
+from solray._private.serialization.serializer import META_ERROR, SerializedObject
+from solray._private.worker.actor_submitter import ActorTaskSubmitter
+from solray._private.worker.task_submitter import NormalTaskSubmitter
+
+logger = logging.getLogger(__name__)
+
+DRIVER = "driver"
+# Object index of a generator's i-th item is i + 2: 0 marks completion, 1 is the main return.
+STREAM_INDEX_BASE = 2
+WORKER = "worker"
+
+
+class TaskContext(threading.local):
+    """What the thread is currently running (for the runtime context and child tasks)."""
+
+    task_id: bytes | None = None
+    task_name: str = ""
+    resources: dict | None = None
+
+
+class CoreWorker:
+    def __init__(
+        self,
+        *,
+        mode: str,
+        token: str,
+        node_id: str,
+        node_ip: str,
+        daemon_address: str,
+        control_address: str,
+        shm_dir: str,
+        session_dir: str,
+        job_id: int | None = None,
+        namespace: str | None = None,
+        worker_id: str | None = None,
+        log_to_driver: bool = True,
+        runtime_env: dict | None = None,
+        driver_address: str | None = None,
+    ):
+        self.mode = mode
+        self.token = token
+        self.node_id = node_id
+        self.node_ip = node_ip
+        self.daemon_address = daemon_address
+        self.control_address = control_address
+        self.shm_dir = shm_dir
+        self.session_dir = session_dir
+        self.job_id = job_id
+        self.namespace = namespace
+        self.worker_id = worker_id or ids.new_id().hex()
+        self.log_to_driver = log_to_driver
+        self.runtime_env = runtime_env or {}
+        self.driver_address = driver_address
+        self.address = ""
+        self.actor_id: bytes | None = None
+        self.actor_name: str = ""
+        self.context = TaskContext()
+        self.assigned_resources: dict = {}
+        self.gpu_ids: list = []
+
+        self.loop = asyncio.new_event_loop()
+        self._loop_thread: threading.Thread | None = None
+        self._loop_tid: int | None = None
+        self._scheduled: list[Callable] = []
+        self._schedule_lock = threading.Lock()
+        self.store = MemoryStore()
+        self.refs = ReferenceCounter(self._on_refs_zero, self.schedule)
+        self.registered_borrows: set[bytes] = set()
+        self._borrow_owners: dict[bytes, str] = {}
+        self.peers: dict[str, Connection] = {}
+        self._peer_connecting: dict[str, asyncio.Future] = {}
+        self._pending_frees: list[bytes] = []
+        self._put_scope = ids.new_id()
+        self._put_index = 0
+        self._put_lock = threading.Lock()
+        self.submitter = NormalTaskSubmitter(self)
+        self.actor_submitter = ActorTaskSubmitter(self)
+        self.executor = None  # set in worker processes
+        self.daemon: Connection | None = None
+        self.control: Connection | None = None
+        self._server = None
+        self._streams: dict[bytes, dict] = {}
+        self._handlers = self._build_handlers()
+        self.shutting_down = False
+        self.on_daemon_lost: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, hello_extra: dict | None = None) -> None:
+        ready = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self._loop_tid = threading.get_ident()
+            self.loop.call_soon(ready.set)
+            self.loop.run_forever()
+
+        self._loop_thread = threading.Thread(target=run, name="solray-io", daemon=True)
+        self._loop_thread.start()
+        ready.wait()
+        self.run_sync(self._connect(hello_extra or {}))
+
+    async def _connect(self, hello_extra: dict) -> None:
+        self._server = await serve(self.node_ip, 0, self.token, self._handle, name="core-worker")
+        port = self._server.sockets[0].getsockname()[1]
+        self.address = f"{self.node_ip}:{port}"
+        host, port = self.control_address.rsplit(":", 1)
+        self.control = await connect(
+            host, int(port), self.token, self._handle, name="control", on_close=self._on_control_lost
+        )
+        if self.mode == DRIVER:
+            info = await self.control.request(
+                "register_job",
+                {
+                    "driver_address": self.address,
+                    "namespace": self.namespace,
+                    "pid": os.getpid(),
+                    "runtime_env": self.runtime_env,
+                    "entrypoint": " ".join(sys.argv),
+                },
+            )
+            self.job_id = info["job_id"]
+            self.namespace = info["namespace"]
+            self.driver_address = self.address
+        host, port = self.daemon_address.rsplit(":", 1)
+        self.daemon = await connect(
+            host, int(port), self.token, self._handle, name="daemon", on_close=self._on_daemon_closed
+        )
+        await self.daemon.request(
+            "register_client",
+            {
+                "kind": self.mode,
+                "worker_id": self.worker_id,
+                "address": self.address,
+                "pid": os.getpid(),
+                "job_id": self.job_id,
+                "runtime_env": self.runtime_env,
+                **hello_extra,
+            },
+        )
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        self.refs.enabled = False
+
+        async def close():
+            for conn in list(self.peers.values()):
+                conn.close()
+            if self.control is not None:
+                self.control.close()
+            if self.daemon is not None:
+                self.daemon.close()
+            if self._server is not None:
+                self._server.close()
+
+        try:
+            self.run_sync(close(), timeout=5)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._loop_thread is not None:
+            self._loop_thread.join(timeout=5)
+
+    def _on_daemon_closed(self, conn: Connection) -> None:
+        if not self.shutting_down and self.on_daemon_lost is not None:
+            self.on_daemon_lost()
+
+    def _on_control_lost(self, conn: Connection) -> None:
+        if not self.shutting_down:
+            logger.debug("lost connection to the control service")
+
+    # ------------------------------------------------------------------ threading helpers
+    def in_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_tid
+
+    def schedule(self, fn: Callable) -> None:
+        """Run ``fn()`` on the IO loop soon; calls from one iteration share one wake-up."""
+        if self.in_loop_thread():
+            self.loop.call_soon(fn)
+            return
+        with self._schedule_lock:
+            first = not self._scheduled
+            self._scheduled.append(fn)
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._run_scheduled)
+            except RuntimeError:  # loop closed at shutdown
+                pass
+
+    def _run_scheduled(self) -> None:
+        with self._schedule_lock:
+            fns, self._scheduled = self._scheduled, []
+        for fn in fns:
+            try:
+                fn()
+            except Exception:
+                logger.exception("scheduled callback failed")
+
+    def run_sync(self, coro: Coroutine, timeout: float | None = None) -> Any:
+        if self.in_loop_thread():
+            raise RuntimeError("run_sync called on the IO loop thread")
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    # ------------------------------------------------------------------ peers
+    async def peer(self, address: str) -> Connection:
+        conn = self.peers.get(address)
+        if conn is not None and not conn.closed:
+            return conn
+        pending = self._peer_connecting.get(address)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut = self.loop.create_future()
+        self._peer_connecting[address] = fut
+        try:
+            host, port = address.rsplit(":", 1)
+            conn = await connect(
+                host, int(port), self.token, self._handle, name=f"peer {address}", on_close=self._on_peer_closed
+            )
+            self.peers[address] = conn
+            fut.set_result(conn)
+            return conn
+        except BaseException as e:
+            fut.set_exception(ConnectionLost(f"cannot connect to {address}: {e}"))
+            fut.exception()  # mark retrieved
+            raise ConnectionLost(f"cannot connect to {address}: {e}") from e
+        finally:
+            self._peer_connecting.pop(address, None)
+
+    def _on_peer_closed(self, conn: Connection) -> None:
+        for addr, c in list(self.peers.items()):
+            if c is conn:
+                del self.peers[addr]
+
+    # ------------------------------------------------------------------ RPC handlers
+    def _build_handlers(self) -> dict[str, Callable]:
+        return {
+            "get_object": self._h_get_object,
+            "add_borrower": self._h_add_borrower,
+            "remove_borrower": self._h_remove_borrower,
+            "stream_item": self._h_stream_item,
+            "logs": self._h_logs,
+            "actor_update": self.actor_submitter.on_actor_update,
+            "infeasible": self._h_infeasible,
+            "ping": lambda p: "pong",
+        }
+
+    def _handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
+        h = self._handlers.get(method)
+        if h is not None:
+            return h(payload)
+        if self.executor is not None:
+            return self.executor.handle(conn, method, payload, tail)
+        raise LookupError(f"unknown method {method!r}")
+
+    async def _h_get_object(self, payload):
+        oid, requester = payload
+        e = self.store.get(oid)
+        if e is None or not e.owned:
+            return ["lost"]
+        if not e.ready:
+            fut = self.loop.create_future()
+
+            def done(_e, fut=fut):
+                self.loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+
+            if self.store.add_callback(oid, done):
+                await fut
+            e = self.store.get(oid)
+            if e is None:
+                return ["lost"]
+        contained = [[r.binary(), r.owner_address()] for r in e.contained]
+        if contained:
+            await self.register_borrowers(contained, requester)
+        if e.inline is not None:
+            return ["inline", e.inline, e.is_error, contained]
+        return ["shm", e.location, e.is_error, contained]
+
+    def _h_add_borrower(self, payload):
+        oid, addr = payload
+        e = self.store.get(oid)
+        if e is not None and e.owned:
+            e.borrowers.add(addr)
+            return True
+        return False
+
+    def _h_remove_borrower(self, payload):
+        oid, addr = payload
+        e = self.store.get(oid)
+        if e is not None and e.owned:
+            e.borrowers.discard(addr)
+            self._maybe_free(oid)
+
+    def _h_logs(self, payload):
+        from solray._private.worker.logs import print_worker_logs
+
+        print_worker_logs(payload)
+
+    def _h_infeasible(self, payload):
+        print(f"\x1b[33m(scheduler)\x1b[0m Warning: {payload}", file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ borrowing
+    async def register_borrowers(self, contained: list, receiver: str) -> None:
+        """Before sending refs to ``receiver``, tell each ref's owner it gains a borrower."""
+        waits = []
+        for oid, owner in contained:
+            if owner == self.address:
+                e = self.store.get(oid)
+                if e is not None:
+                    e.borrowers.add(receiver)
+            elif owner != receiver:
+                waits.append(self._add_remote_borrower(owner, oid, receiver))
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _add_remote_borrower(self, owner: str, oid: bytes, receiver: str) -> None:
+        conn = await self.peer(owner)
+        await conn.request("add_borrower", [oid, receiver])
+
+    def note_borrowed(self, contained: list | None) -> list[ObjectRef]:
+        """Record refs whose owners already count this process; return refs pinning them."""
+        if not contained:
+            return []
+        pins = []
+        for oid, owner in contained:
+            if owner != self.address:
+                self.registered_borrows.add(oid)
+                self._borrow_owners[oid] = owner
+            pins.append(ObjectRef(oid, owner, _worker=self))
+        return pins
+
+    def _on_refs_zero(self, oids: list[bytes]) -> None:
+        for oid in oids:
+            e = self.store.get(oid)
+            if e is not None and e.owned:
+                self._maybe_free(oid)
+                continue
+            if e is not None:
+                self.store.pop(oid)
+            owner = self._borrow_owners.pop(oid, None)
+            if oid in self.registered_borrows:
+                self.registered_borrows.discard(oid)
+                if owner:
+                    self.loop.create_task(self._release_borrow(owner, oid))
+
+    async def _release_borrow(self, owner: str, oid: bytes) -> None:
+        try:
+            conn = await self.peer(owner)
+            conn.notify("remove_borrower", [oid, self.address])
+        except ConnectionError:
+            pass
+
+    def _maybe_free(self, oid: bytes) -> None:
+        e = self.store.get(oid)
+        if e is None or not e.owned or e.borrowers or self.refs.has(oid):
+            return
+        # A pending task's return is dropped too: its reply then finds no entry and frees it.
+        self.store.pop(oid)
+        if e.location is not None:
+            self.free_shm([oid])
+
+    def free_shm(self, oids: list[bytes]) -> None:
+        first = not self._pending_frees
+        self._pending_frees.extend(oids)
+        if first:
+            self.loop.call_soon(self._flush_frees)
+
+    def _flush_frees(self) -> None:
+        oids, self._pending_frees = self._pending_frees, []
+        if oids and self.daemon is not None:
+            self.daemon.notify("free_objects", oids)
+
+    # ------------------------------------------------------------------ objects: put
+    def _next_put_id(self) -> bytes:
+        with self._put_lock:
+            self._put_index += 1
+            if self._put_index >= 1 << 31:
+                self._put_scope = ids.new_id()
+                self._put_index = 1
+            return ids.object_id(self._put_scope, self._put_index)
+
+    def put(self, value: Any, *, _owner: Any = None) -> ObjectRef:
+        if isinstance(value, ObjectRef):
+            raise TypeError(
+                "Calling 'put' on an ObjectRef is not allowed. If you really want to do "
+                "this, you can wrap the ObjectRef in a list and call 'put' on it."
+            )
+        try:
+            so = serializer.serialize(value)
+        except Exception as e:
+            raise _serialization_error(value, "put", "the value passed to put()", e) from e
+        oid = self._next_put_id()
+        return self.put_serialized(oid, so)
+
+    def put_serialized(self, oid: bytes, so: SerializedObject, is_error: bool = False) -> ObjectRef:
+        ref = ObjectRef(oid, self.address, _worker=self)
+        contained = list(so.contained)
+        if so.total_bytes <= INLINE_OBJECT_MAX_BYTES:
+            self.store.set_ready(oid, inline=so.to_inline(), is_error=is_error, contained=contained, create_owned=True)
+        else:
+            location = self.write_shm(oid, so, owner=self.address)
+            self.store.set_ready(oid, location=location, is_error=is_error, contained=contained, create_owned=True)
+        return ref
+
+    def write_shm(self, oid: bytes, so: SerializedObject, owner: str) -> list:
+        size = so.total_bytes
+        coro = self.daemon.request("alloc_object", [oid, size, owner])
+        if self.in_loop_thread():
+            raise RuntimeError("write_shm must not run on the IO loop")
+        reply = self.run_sync(_await(coro))
+        if reply != "ok":
+            raise exceptions.ObjectStoreFullError(reply)
+        path = os.path.join(self.shm_dir, oid.hex())
+        try:
+            total = shm_store.write(path, so)
+        except OSError as e:
+            self.daemon_notify("free_objects", [oid])
+            if e.errno == 28:  # ENOSPC
+                raise exceptions.ObjectStoreFullError(
+                    f"Failed to write object {oid.hex()} of {size} bytes: shared memory is full"
+                ) from e
+            raise
+        return [self.node_id, path, total]
+
+    def daemon_notify(self, method: str, payload: Any) -> None:
+        self.loop.call_soon_threadsafe(self.daemon.notify, method, payload)
+
+    # ------------------------------------------------------------------ objects: get
+    def ensure_tracked(self, ref: ObjectRef) -> Entry:
+        """Entry for ``ref``; for a borrowed ref, start fetching its value from the owner."""
+        oid = ref.binary()
+        e = self.store.get(oid)
+        if e is not None:
+            return e
+        owner = ref.owner_address()
+        if owner == self.address:
+            e = self.store.create(oid, owned=True)
+            self.store.set_ready(
+                oid,
+                inline=serializer.serialize_error(exceptions.ObjectLostError(oid.hex(), owner)).to_inline(),
+                is_error=True,
+            )
+            return e
+        e = self.store.create(oid, owned=False)
+        with self.store.lock:
+            start = not e.fetching and not e.ready
+            e.fetching = True
+        if start:
+            self.schedule(lambda: self.loop.create_task(self._fetch(oid, owner)))
+        return e
+
+    async def _fetch(self, oid: bytes, owner: str) -> None:
+        try:
+            conn = await self.peer(owner)
+            reply = await conn.request("get_object", [oid, self.address])
+        except Exception as e:
+            err = exceptions.OwnerDiedError(oid.hex(), owner)
+            logger.debug("fetch of %s from %s failed: %s", oid.hex(), owner, e)
+            self.store.set_ready(oid, inline=serializer.serialize_error(err).to_inline(), is_error=True)
+            return
+        kind = reply[0]
+        if kind == "lost":
+            err = exceptions.ObjectLostError(oid.hex(), owner)
+            self.store.set_ready(oid, inline=serializer.serialize_error(err).to_inline(), is_error=True)
+            return
+        _, value, is_error, contained = reply
+        pins = self.note_borrowed(contained)
+        if kind == "inline":
+            self.store.set_ready(oid, inline=value, is_error=is_error, contained=pins)
+        else:
+            self.store.set_ready(oid, location=value, is_error=is_error, contained=pins)
+
+    def _blocked(self):
+        """Context manager: tell the daemon this worker waits, so its CPU can be lent."""
+        return _BlockedScope(self)
+
+    def wait_ready(self, refs: list[ObjectRef], num_returns: int, timeout: float | None) -> set[bytes]:
+        entries = [self.ensure_tracked(r) for r in refs]
+        ready = {r.binary() for r, e in zip(refs, entries) if e.ready}
+        if len(ready) >= num_returns:
+            return ready
+        cond = threading.Condition()
+        state = {"n": len(ready)}
+
+        def on_ready(e: Entry, oid=None):
+            with cond:
+                state["n"] += 1
+                cond.notify_all()
+
+        registered = []
+        for r, e in zip(refs, entries):
+            oid = r.binary()
+            if oid in ready:
+                continue
+            if self.store.add_callback(oid, on_ready):
+                registered.append(oid)
+            else:
+                with cond:
+                    state["n"] += 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with self._blocked():
+                with cond:
+                    while state["n"] < num_returns:
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            break
+                        cond.wait(remaining if remaining is not None else 1.0)
+        finally:
+            for oid in registered:
+                self.store.remove_callback(oid, on_ready)
+        return {r.binary() for r in refs if (e := self.store.get(r.binary())) is not None and e.ready}
+
+    def get(self, refs: list[ObjectRef], timeout: float | None = None) -> list[Any]:
+        if timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number or None")
+        ready = self.wait_ready(refs, len(refs), timeout)
+        if len(ready) < len({r.binary() for r in refs}):
+            raise exceptions.GetTimeoutError(
+                f"Get timed out: some object(s) not ready after {timeout} seconds."
+            )
+        return [self.load_value(r) for r in refs]
+
+    def load_value(self, ref: ObjectRef) -> Any:
+        oid = ref.binary()
+        e = self.store.get(oid)
+        if e is None:
+            raise exceptions.ObjectLostError(oid.hex(), ref.owner_address())
+        value = self._deserialize_entry(oid, e)
+        if e.is_error:
+            raise _as_raisable(value)
+        return value
+
+    def _deserialize_entry(self, oid: bytes, e: Entry) -> Any:
+        if e.inline is not None:
+            meta, data, bufs = e.inline
+            return serializer.deserialize(meta, data, bufs)
+        node_id, path, _size = e.location
+        mapped = e.mapped
+        if mapped is None:
+            try:
+                mapped = shm_store.read(path)
+            except FileNotFoundError:
+                raise exceptions.ObjectLostError(oid.hex(), "") from None
+            e.mapped = mapped
+        meta, data, bufs = mapped
+        return serializer.deserialize(meta, data, bufs)
+
+    def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        oid = ref.binary()
+        self.ensure_tracked(ref)
+
+        def resolve(_e=None):
+            if fut.done():
+                return
+            try:
+                fut.set_result(self.load_value(ref))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        if not self.store.add_callback(oid, resolve):
+            resolve()
+        return fut
+
+    async def get_async(self, ref: ObjectRef) -> Any:
+        return await asyncio.wrap_future(self.get_future(ref))
+
+    # ------------------------------------------------------------------ task results
+    def complete_returns(self, return_ids: list[bytes], reply: dict) -> None:
+        """Store the values a worker sent back for a task's returns."""
+        values = reply["r"]
+        contained = reply.get("c") or [None] * len(values)
+        is_error = bool(reply.get("e"))
+        for oid, value, cont in zip(return_ids, values, contained):
+            pins = self.note_borrowed(cont)
+            if value[0] is None:
+                e = self.store.set_ready(oid, location=value[1], is_error=is_error, contained=pins)
+                if e is None:
+                    self.free_shm([oid])
+            else:
+                self.store.set_ready(oid, inline=value, is_error=is_error, contained=pins)
+
+    def fail_returns(self, return_ids: list[bytes], error: BaseException) -> None:
+        inline = serializer.serialize_error(error).to_inline()
+        for oid in return_ids:
+            self.store.set_ready(oid, inline=inline, is_error=True)
+        for tid in {ids.task_id_of(o) for o in return_ids}:
+            st = self._streams.get(tid)
+            if st is not None:
+                self._end_stream(tid, error_inline=inline)
+
+
+    def complete_task(self, spec, reply: dict) -> None:
+        if spec.num_returns == "streaming":
+            if reply.get("e"):
+                self._end_stream(spec.task_id, error_inline=reply["r"][0])
+            else:
+                self.end_stream(spec.task_id, reply.get("n", 0))
+            self.store.set_ready(spec.return_refs[0], inline=_NONE_INLINE)
+            return
+        self.complete_returns(spec.return_refs, reply)
+
+    def fail_task(self, spec, error: BaseException) -> None:
+        if spec.num_returns == "streaming":
+            self._end_stream(spec.task_id, error_inline=serializer.serialize_error(error).to_inline())
+            self.store.set_ready(spec.return_refs[0], inline=_NONE_INLINE)
+            return
+        self.fail_returns(spec.return_refs, error)
+
+    # ------------------------------------------------------------------ actors
+    def create_actor(self, spec: dict, deps: list, wait: bool) -> Any:
+        """Register an actor with the control service once its arguments are ready."""
+
+        async def go():
+            if deps:
+                from solray._private.worker.task_spec import TaskSpec
+                from solray._private.worker.task_submitter import resolve_dependencies
+
+                holder = TaskSpec(dep_refs=deps)
+                fut = self.loop.create_future()
+                resolve_dependencies(self, holder, lambda err: fut.done() or fut.set_result(err))
+                err = await fut
+                if err is not None:
+                    spec["dep_error"] = serializer.serialize_error(err).to_inline()
+                spec["dep_values"] = holder.dep_values
+            return await self.control.request("create_actor", spec)
+
+        if wait:
+            try:
+                return self.run_sync(go())
+            except RpcError as e:
+                if e.remote_type == "ValueError":
+                    raise ValueError(str(e).split(": ", 1)[-1]) from None
+                raise
+
+        async def go_logged():
+            try:
+                await go()
+            except Exception as e:
+                logger.error("creating actor %s failed: %s", spec.get("class_name"), e)
+
+        self.schedule(lambda: self.loop.create_task(go_logged()))
+        return None
+
+    def terminate_actor_when_idle(self, actor_id: bytes) -> None:
+        """Queue ``__ray_terminate__`` behind this process's pending calls to the actor."""
+        from solray._private.worker.task_spec import ACTOR_TASK, TaskSpec
+
+        tid = ids.new_id()
+        spec = TaskSpec(task_id=tid, kind=ACTOR_TASK, name="__ray_terminate__", args_blob=None,
+                        dep_refs=[], num_returns=1, return_refs=[ids.object_id(tid, 1)],
+                        retries_left=0, actor_id=actor_id, method="__ray_terminate__")
+        self.schedule(lambda: self.actor_submitter.submit(spec))
+
+    def control_call(self, method: str, payload: Any = None, timeout: float | None = 30) -> Any:
+        return self.run_sync(_await(self.control.request(method, payload)), timeout)
+
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
+        task_id = ids.task_id_of(ref.binary())
+
+        def go():
+            if task_id in self.submitter.running:
+                self.submitter.cancel(task_id, force, recursive)
+            else:
+                self.actor_submitter.cancel(task_id, force, recursive)
+
+        self.schedule(go)
+
+    # ------------------------------------------------------------------ streaming generators
+    def create_stream(self, task_id: bytes) -> ObjectRefGenerator:
+        self._streams[task_id] = {"items": {}, "next": 0, "count": None, "cond": threading.Condition(), "waiters": []}
+        return ObjectRefGenerator(task_id, self)
+
+    def _h_stream_item(self, payload):
+        task_id, index, value, contained = payload
+        st = self._streams.get(task_id)
+        oid = ids.object_id(task_id, index + STREAM_INDEX_BASE)
+        pins = self.note_borrowed(contained)
+        if value[0] is None:
+            self.store.set_ready(oid, location=value[1], contained=pins, create_owned=True)
+        else:
+            self.store.set_ready(oid, inline=value, contained=pins, create_owned=True)
+        if st is None:  # a num_returns="dynamic" task: its final value will hold the refs
+            return
+        ref = ObjectRef(oid, self.address, _worker=self)
+        with st["cond"]:
+            st["items"][index] = ref
+            st["next"] = max(st["next"], index + 1)
+            st["cond"].notify_all()
+        self._wake_stream_waiters(st)
+
+    def end_stream(self, task_id: bytes, count: int) -> None:
+        self._end_stream(task_id, count=count)
+
+    def _end_stream(self, task_id: bytes, count: int | None = None, error_inline: list | None = None) -> None:
+        st = self._streams.get(task_id)
+        if st is None:
+            return
+        with st["cond"]:
+            if error_inline is not None:
+                index = st["next"]
+                oid = ids.object_id(task_id, index + STREAM_INDEX_BASE)
+                ref = ObjectRef(oid, self.address, _worker=self)
+                self.store.set_ready(oid, inline=error_inline, is_error=True, create_owned=True)
+                st["items"][index] = ref
+                count = index + 1
+            st["count"] = count if count is not None else st["next"]
+            st["cond"].notify_all()
+        self._wake_stream_waiters(st)
+
+    def _wake_stream_waiters(self, st: dict) -> None:
+        waiters, st["waiters"] = st["waiters"], []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+
+    def next_stream_ref(self, task_id: bytes, index: int, timeout: float | None) -> ObjectRef | None:
+        st = self._streams.get(task_id)
+        if st is None:
+            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._blocked():
+            with st["cond"]:
+                while True:
+                    ref = st["items"].pop(index, None)
+                    if ref is not None:
+                        return ref
+                    if st["count"] is not None and index >= st["count"]:
+                        self._streams.pop(task_id, None)
+                        return None
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
+                    st["cond"].wait(remaining if remaining is not None else 1.0)
+
+    async def next_stream_ref_async(self, task_id: bytes, index: int) -> ObjectRef | None:
+        st = self._streams.get(task_id)
+        if st is None:
+            return None
+        loop = asyncio.get_running_loop()
+        while True:
+            with st["cond"]:
+                ref = st["items"].pop(index, None)
+                if ref is not None:
+                    return ref
+                if st["count"] is not None and index >= st["count"]:
+                    self._streams.pop(task_id, None)
+                    return None
+                fut = loop.create_future()
+                st["waiters"].append((loop, fut))
+            await fut
+
+    def stream_completion_ref(self, task_id: bytes) -> ObjectRef:
+        return ObjectRef(ids.object_id(task_id, 0), self.address, _worker=self)
+
+
+_NONE_INLINE = serializer.serialize(None).to_inline()
+
+
+class _BlockedScope:
+    def __init__(self, worker: CoreWorker):
+        self.worker = worker
+        self.active = False
+
+    def __enter__(self):
+        w = self.worker
+        if w.mode == WORKER and w.context.task_id is not None and w.executor is not None:
+            self.active = w.executor.notify_blocked()
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.worker.executor.notify_unblocked()
+
+
+async def _await(fut):
+    return await fut
+
+
+def _as_raisable(value: Any) -> BaseException:
+    if isinstance(value, exceptions.RayTaskError):
+        return value.as_instanceof_cause()
+    if isinstance(value, BaseException):
+        return value
+    return exceptions.RaySystemError(f"unexpected error object {value!r}")
+
+
+def _serialization_error(value: Any, what: str, where: str, cause: Exception) -> TypeError:
+    try:
+        from solray._private.serialization.inspect import describe_unserializable
+
+        detail = describe_unserializable(value, where)
+    except Exception:
+        detail = f"Could not serialize {where} (type {type(value).__name__}): {cause}"
+    return TypeError(detail)
+

@@ -1,0 +1,432 @@
+"""Running tasks and actor methods inside a worker process.
+
+Pushed tasks arrive on the IO loop and run on the main thread (so signals can interrupt
+them for ``cancel``), or, for actors, on the actor's thread pool (``max_concurrency > 1``,
+concurrency groups) or its asyncio event loop (actors with ``async def`` methods).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from solray import exceptions
+from solray._private.config import INLINE_OBJECT_MAX_BYTES
+from solray._private.objects import shm_store
+from solray._private.objects.object_ref import DynamicObjectRefGenerator, ObjectRef
+from solray._private.serialization import serializer
+from solray._private.worker.task_spec import ACTOR_CREATION, ACTOR_TASK, NORMAL_TASK, ArgDep
+
+if TYPE_CHECKING:
+    from solray._private.rpc.connection import Connection
+    from solray._private.worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class ActorExit(Exception):
+    """Raised by ``exit_actor()``: finish the current call, then exit without restart."""
+
+
+class Executor:
+    def __init__(self, worker: CoreWorker):
+        self.worker = worker
+        self.functions: dict[bytes, Any] = {}
+        self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.actor: Any = None
+        self.actor_class_name = ""
+        self.actor_loop: asyncio.AbstractEventLoop | None = None
+        self.group_pools: dict[str, ThreadPoolExecutor] = {}
+        self.group_semaphores: dict[str, asyncio.Semaphore] = {}
+        self.method_groups: dict[str, str] = {}
+        self.calls = 0
+        self.cancelled: set[bytes] = set()
+        self.main_task: bytes | None = None
+        self.async_tasks: dict[bytes, asyncio.Task] = {}
+        self._blocked_depth = 0
+        self._blocked_lock = threading.Lock()
+        self.ip = worker.node_ip
+        self.hostname = socket.gethostname()
+
+    # ---- IO loop side ------------------------------------------------------------------
+    def handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
+        if method == "push_task":
+            fut = self.worker.loop.create_future()
+            self._route(conn, payload, fut)
+            return fut
+        if method == "cancel_task":
+            self._cancel(*payload)
+            return None
+        if method == "exit":
+            self._exit(0)
+            return None
+        raise LookupError(f"unknown method {method!r}")
+
+    def _route(self, conn: Connection, msg: dict, fut: asyncio.Future) -> None:
+        if msg["k"] == ACTOR_TASK:
+            group = msg.get("cg") or self.method_groups.get(msg["m"], "")
+            if self.actor_loop is not None:
+                asyncio.run_coroutine_threadsafe(self._run_async(conn, msg, fut, group), self.actor_loop)
+                return
+            pool = self.group_pools.get(group)
+            if pool is not None:
+                pool.submit(self._execute, conn, msg, fut)
+                return
+        self.main_queue.put((conn, msg, fut))
+
+    def _cancel(self, task_id: bytes, force: bool, recursive: bool) -> None:
+        if recursive:
+            for child in self.worker.submitter.children_of(task_id):
+                self.worker.submitter.cancel(child, force, recursive)
+        if force and self.main_task == task_id:
+            os._exit(1)
+        self.cancelled.add(task_id)
+        task = self.async_tasks.get(task_id)
+        if task is not None and self.actor_loop is not None:
+            self.actor_loop.call_soon_threadsafe(task.cancel)
+        elif self.main_task == task_id:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    # ---- main thread -------------------------------------------------------------------
+    def run_forever(self) -> None:
+        while True:
+            item = self.main_queue.get()
+            if item is _STOP:
+                return
+            self._execute(*item)
+            if self.actor_loop is not None:
+                # An async actor was just created: its event loop owns the main thread now.
+                self.actor_loop.run_forever()
+                return
+
+    def _execute(self, conn: Connection, msg: dict, fut: asyncio.Future) -> None:
+        task_id = msg["t"]
+        ctx = self.worker.context
+        ctx.task_id = task_id
+        ctx.task_name = msg["n"]
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:
+            self.main_task = task_id
+        exit_after = False
+        try:
+            if task_id in self.cancelled:
+                raise KeyboardInterrupt
+            self._apply_resources(msg)
+            pins = self.worker.note_borrowed(msg.get("c"))
+            args, kwargs = self._load_args(msg)
+            kind = msg["k"]
+            if kind == NORMAL_TASK:
+                fn = self._function(msg)
+                result = fn(*args, **kwargs)
+            elif kind == ACTOR_CREATION:
+                result = self._create_actor(msg, args, kwargs)
+            else:
+                result = self._call_method(msg, args, kwargs)
+            reply = self._package(conn, msg, result)
+            del pins
+        except KeyboardInterrupt:
+            reply = self._package_error(msg, exceptions.TaskCancelledError(task_id.hex()), cancelled=True)
+        except ActorExit:
+            reply = self._package(conn, msg, None)
+            exit_after = True
+        except BaseException as e:  # noqa: BLE001 - user code may raise anything
+            reply = self._package_error(msg, e)
+        finally:
+            ctx.task_id = None
+            if on_main:
+                self.main_task = None
+            self.cancelled.discard(task_id)
+        self.calls += 1
+        if msg["k"] == NORMAL_TASK and msg.get("mc") and self.calls >= msg["mc"]:
+            reply["x"] = 1
+            exit_after = True
+        self._send_reply(fut, reply)
+        if exit_after:
+            self._exit_soon(intended=True)
+
+    async def _run_async(self, conn: Connection, msg: dict, fut: asyncio.Future, group: str) -> None:
+        task_id = msg["t"]
+        sem = self.group_semaphores.get(group) or self.group_semaphores[""]
+        async with sem:
+            self.worker.context.task_id = task_id
+            exit_after = False
+            try:
+                if task_id in self.cancelled:
+                    raise asyncio.CancelledError
+                args, kwargs = self._load_args(msg)
+                method = self._method(msg["m"])
+                if inspect.iscoroutinefunction(method):
+                    task = asyncio.ensure_future(method(*args, **kwargs))
+                    self.async_tasks[task_id] = task
+                    try:
+                        result = await task
+                    finally:
+                        self.async_tasks.pop(task_id, None)
+                elif inspect.isasyncgenfunction(method):
+                    result = [x async for x in method(*args, **kwargs)]
+                else:
+                    result = method(*args, **kwargs)
+                reply = await asyncio.get_running_loop().run_in_executor(
+                    None, self._package, conn, msg, result
+                ) if _may_block(msg, result) else self._package(conn, msg, result)
+            except asyncio.CancelledError:
+                reply = self._package_error(msg, exceptions.TaskCancelledError(task_id.hex()), cancelled=True)
+            except (ActorExit, exceptions.AsyncioActorExit):
+                reply = self._package(conn, msg, None)
+                exit_after = True
+            except BaseException as e:  # noqa: BLE001
+                reply = self._package_error(msg, e)
+            finally:
+                self.cancelled.discard(task_id)
+        self._send_reply(fut, reply)
+        if exit_after:
+            self._exit_soon(intended=True)
+
+    def _send_reply(self, fut: asyncio.Future, reply: dict) -> None:
+        def set_reply():
+            if not fut.done():
+                fut.set_result(reply)
+
+        self.worker.loop.call_soon_threadsafe(set_reply)
+
+    # ---- pieces ------------------------------------------------------------------------
+    def _apply_resources(self, msg: dict) -> None:
+        res = msg.get("res")
+        if res is not None:
+            self.worker.assigned_resources = res
+        gpu = msg.get("gpu")
+        if gpu is not None:
+            self.worker.gpu_ids = gpu
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu)
+
+    def _function(self, msg: dict) -> Any:
+        fid = msg["f"]
+        fn = self.functions.get(fid)
+        if fn is None:
+            blob = msg.get("fb")
+            if blob is None:
+                raise exceptions.RaySystemError(f"function {msg['n']} was never sent to this worker")
+            fn = self.functions[fid] = serializer.loads_function(blob)
+        return fn
+
+    def _load_args(self, msg: dict) -> tuple[list, dict]:
+        blob = msg.get("a")
+        if not blob:
+            return [], {}
+        deps = [self._load_dep(d) for d in msg.get("d") or ()]
+        args, kwargs = serializer.deserialize(0, blob)
+        if deps:
+            args = [deps[a.index] if type(a) is ArgDep else a for a in args]
+            kwargs = {k: deps[v.index] if type(v) is ArgDep else v for k, v in kwargs.items()}
+        return args, kwargs
+
+    def _load_dep(self, wire: list) -> Any:
+        if wire[0] is None:
+            _node, path, _size = wire[1]
+            meta, data, bufs = shm_store.read(path)
+        else:
+            meta, data, bufs = wire
+        return serializer.deserialize(meta, data, bufs)
+
+    def _create_actor(self, msg: dict, args: list, kwargs: dict) -> None:
+        cls = self._function(msg)
+        opts = msg.get("opts") or {}
+        self.actor_class_name = cls.__name__
+        self.worker.actor_name = cls.__name__
+        self.worker.actor_id = msg.get("act")
+        from solray._private.worker.logs import set_log_prefix
+
+        set_log_prefix(f"{cls.__name__} pid={os.getpid()}")
+        is_async = any(
+            inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+            for _, m in inspect.getmembers(cls, predicate=inspect.isfunction)
+        )
+        max_concurrency = opts.get("max_concurrency") or (1000 if is_async else 1)
+        groups = opts.get("concurrency_groups") or {}
+        self.method_groups = opts.get("method_groups") or {}
+        instance = cls.__new__(cls)
+        if is_async:
+            self.actor_loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.actor_loop)
+            self.group_semaphores = {"": asyncio.Semaphore(max_concurrency)}
+            for g, n in groups.items():
+                self.group_semaphores[g] = asyncio.Semaphore(n)
+        else:
+            if max_concurrency > 1:
+                self.group_pools[""] = ThreadPoolExecutor(max_concurrency, thread_name_prefix="actor")
+            for g, n in groups.items():
+                self.group_pools[g] = ThreadPoolExecutor(n, thread_name_prefix=f"actor-{g}")
+        init = instance.__init__
+        if inspect.iscoroutinefunction(init):
+            self.actor_loop.run_until_complete(init(*args, **kwargs))
+        else:
+            init(*args, **kwargs)
+        self.actor = instance
+        return None
+
+    def _method(self, name: str) -> Any:
+        if name == "__ray_terminate__":
+            raise ActorExit
+        if name == "__ray_ready__":
+            return lambda: True
+        if name == "__ray_call__":
+            return lambda fn, *a, **k: fn(self.actor, *a, **k)
+        return getattr(self.actor, name)
+
+    def _call_method(self, msg: dict, args: list, kwargs: dict) -> Any:
+        method = self._method(msg["m"])
+        result = method(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        return result
+
+    def _package(self, conn: Connection, msg: dict, result: Any) -> dict:
+        num_returns = msg["r"]
+        task_id = msg["t"]
+        owner = msg["o"]
+        if num_returns in ("streaming", "dynamic"):
+            count = 0
+            for item in _iterate(result):
+                value, contained = self._wire_value(task_id, count + 2, item, owner)
+                self.worker.loop.call_soon_threadsafe(
+                    conn.notify, "stream_item", [task_id, count, value, contained]
+                )
+                count += 1
+            if num_returns == "streaming":
+                return {"r": [], "n": count}
+            from solray._private import ids
+
+            refs = [ObjectRef(ids.object_id(task_id, i + 2), owner, _worker=self.worker) for i in range(count)]
+            values = [DynamicObjectRefGenerator(refs)]
+        elif num_returns == 1:
+            values = [result]
+        elif num_returns == 0:
+            values = []
+        else:
+            if not isinstance(result, (tuple, list)) or len(result) != num_returns:
+                raise ValueError(
+                    f"Task {msg['n']} has num_returns={num_returns} but returned "
+                    f"{type(result).__name__}{'' if not hasattr(result, '__len__') else f' of length {len(result)}'}; "
+                    f"it must return a tuple or list of {num_returns} values."
+                )
+            values = list(result)
+        wires, contained = [], []
+        for i, v in enumerate(values):
+            w, c = self._wire_value(task_id, i + 1, v, owner)
+            wires.append(w)
+            contained.append(c)
+        reply = {"r": wires}
+        if any(contained):
+            reply["c"] = contained
+        return reply
+
+    def _wire_value(self, task_id: bytes, index: int, value: Any, owner: str) -> tuple[list, list | None]:
+        from solray._private import ids
+
+        try:
+            so = serializer.serialize(value)
+        except Exception as e:
+            from solray._private.worker.core_worker import _serialization_error
+
+            raise _serialization_error(value, "return", "the task's return value", e) from e
+        contained = so.contained_wire() or None
+        if contained:
+            self.worker.run_sync(self.worker.register_borrowers(contained, owner))
+        if so.total_bytes <= INLINE_OBJECT_MAX_BYTES:
+            return so.to_inline(), contained
+        return [None, self.worker.write_shm(ids.object_id(task_id, index), so, owner)], contained
+
+    def _package_error(self, msg: dict, exc: BaseException, cancelled: bool = False) -> dict:
+        if isinstance(exc, (exceptions.TaskCancelledError, exceptions.RayActorError)) and cancelled:
+            err: BaseException = exc
+        else:
+            err = self._task_error(msg, exc)
+        inline = serializer.serialize_error(err).to_inline()
+        n = msg["r"]
+        count = n if isinstance(n, int) and n > 0 else 1
+        reply = {"r": [inline] * count, "e": 1}
+        if cancelled:
+            reply["cancelled"] = 1
+        return reply
+
+    def _task_error(self, msg: dict, exc: BaseException) -> exceptions.RayTaskError:
+        name = msg["n"]
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        cause = exc
+        if isinstance(exc, exceptions.RayTaskError):
+            # A nested task failed: keep the original exception as the cause.
+            cause = exc.cause if exc.cause is not None else exc
+        actor_repr = None
+        if self.actor is not None:
+            actor_repr = f"{self.actor_class_name}(actor_id={(self.worker.actor_id or b'').hex()})"
+        header = f"ray::{name}() (pid={os.getpid()}, ip={self.ip}"
+        header += f", actor_id={(self.worker.actor_id or b'').hex()})" if actor_repr else ")"
+        return exceptions.RayTaskError(name, f"{header}\n{tb}", cause, name, os.getpid(), self.ip, actor_repr)
+
+    # ---- blocking and exit -------------------------------------------------------------
+    def notify_blocked(self) -> bool:
+        with self._blocked_lock:
+            self._blocked_depth += 1
+            first = self._blocked_depth == 1
+        if first and self.actor is None:
+            self.worker.daemon_notify("worker_blocked", self.worker.worker_id)
+        return True
+
+    def notify_unblocked(self) -> None:
+        with self._blocked_lock:
+            self._blocked_depth -= 1
+            last = self._blocked_depth == 0
+        if last and self.actor is None:
+            self.worker.daemon_notify("worker_unblocked", self.worker.worker_id)
+
+    def _exit_soon(self, intended: bool) -> None:
+        def go():
+            if intended and self.worker.actor_id is not None and self.worker.control is not None:
+                self.worker.control.notify("actor_exiting", self.worker.actor_id)
+            self.worker.loop.call_later(0.05, self._exit, 0)
+
+        self.worker.loop.call_soon_threadsafe(go)
+
+    def _exit(self, code: int) -> None:
+        from solray._private.worker.logs import flush_logs
+
+        try:
+            flush_logs()
+        finally:
+            os._exit(code)
+
+
+def _iterate(result: Any):
+    if inspect.isasyncgen(result):
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(result.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.close()
+    else:
+        yield from result
+
+
+def _may_block(msg: dict, result: Any) -> bool:
+    """Packaging a large or streamed result does blocking IO: keep it off the event loop."""
+    if msg["r"] in ("streaming", "dynamic"):
+        return True
+    size = getattr(result, "nbytes", None)
+    if size is None and isinstance(result, (bytes, bytearray)):
+        size = len(result)
+    return size is not None and size > INLINE_OBJECT_MAX_BYTES

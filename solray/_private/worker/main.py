@@ -1,0 +1,63 @@
+"""Entry point of a worker process (forked by the node's zygote)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from solray._private.worker import logs, state
+from solray._private.worker.core_worker import WORKER, CoreWorker
+from solray._private.worker.executor import Executor
+
+
+def worker_main(cfg: dict) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.environ.update(cfg.get("env_vars") or {})
+    os.environ["SOLRAY_WORKER_ID"] = cfg["worker_id"]
+    pid = os.getpid()
+    current = {}
+    log_path = os.path.join(cfg["session_dir"], "logs", f"worker-{cfg['worker_id'][:12]}-{pid}.log")
+    logs.install(log_path, lambda: f"{current['w'].context.task_name or 'worker'} pid={pid}")
+    worker = current["w"] = CoreWorker(
+        mode=WORKER,
+        token=cfg["token"],
+        node_id=cfg["node_id"],
+        node_ip=cfg["node_ip"],
+        daemon_address=cfg["daemon_address"],
+        control_address=cfg["control_address"],
+        shm_dir=cfg["shm_dir"],
+        session_dir=cfg["session_dir"],
+        job_id=cfg["job_id"],
+        namespace=cfg.get("namespace"),
+        worker_id=cfg["worker_id"],
+        driver_address=cfg.get("driver_address"),
+        runtime_env=cfg.get("runtime_env"),
+    )
+    if cfg.get("log_to_driver", True) and worker.driver_address:
+        logs.set_sender(lambda _=None: worker.schedule(lambda: _send_logs(worker)))
+    state.set_core_worker(worker)
+    worker.executor = Executor(worker)
+    worker.on_daemon_lost = lambda: os._exit(1)
+    try:
+        worker.start()
+    except Exception:
+        os._exit(1)
+    worker.executor.run_forever()
+    os._exit(0)
+
+
+def _send_logs(worker: CoreWorker) -> None:
+    batch = logs.take_pending()
+    if not batch:
+        return
+
+    async def send():
+        try:
+            conn = await worker.peer(worker.driver_address)
+            conn.notify("logs", batch)
+        except ConnectionError:
+            pass  # the driver is gone; the log file keeps the output
+
+    worker.loop.create_task(send())

@@ -1,0 +1,120 @@
+"""``@solray.remote`` on functions: ``RemoteFunction`` and its ``.remote()`` / ``.options()``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from solray._private import api, ids
+from solray._private import options as opts
+from solray._private.objects.object_ref import ObjectRef
+from solray._private.worker import state
+from solray._private.worker.task_spec import NORMAL_TASK, TaskSpec
+
+DEFAULT_MAX_RETRIES = 3
+
+
+class RemoteFunction:
+    """A function that runs as a task: call ``f.remote(*args)`` to get ``ObjectRef``s."""
+
+    def __init__(self, function: Any, options: dict):
+        self._function = function
+        self._options = opts.validate(dict(options), "task")
+        self._descriptor = None
+        self._name = getattr(function, "__qualname__", getattr(function, "__name__", "function"))
+        functools.update_wrapper(self, function, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "Remote functions cannot be called directly. Instead "
+            f"of running '{self._name}()', try '{self._name}.remote()'."
+        )
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote(args, kwargs, self._options)
+
+    def options(self, **task_options: Any) -> _BoundOptions:
+        merged = {**self._options, **opts.validate(dict(task_options), "task")}
+        return _BoundOptions(self, merged)
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        from solray.dag import FunctionNode
+
+        return FunctionNode(self, args, kwargs, self._options)
+
+    def _remote(self, args: tuple, kwargs: dict, options: dict) -> Any:
+        worker = state.get_core_worker()
+        if self._descriptor is None:
+            self._descriptor = api.export(self._function)
+        task_id = ids.new_id()
+        name = options.get("name") or self._name
+        blob, deps, contained = api.pack_args(worker, args, kwargs, f"task {name}")
+        num_returns = options.get("num_returns", 1)
+        if num_returns == "streaming":
+            return_ids = [ids.object_id(task_id, 0)]
+        elif num_returns == "dynamic":
+            return_ids = [ids.object_id(task_id, 1)]
+        else:
+            return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
+        for oid in return_ids:
+            worker.store.create(oid, owned=True)
+        refs = [ObjectRef(oid, worker.address, _worker=worker) for oid in return_ids]
+        resources = opts.task_resources(options, 1.0)
+        env_vars = opts.env_vars_of(options)
+        strategy = options.get("scheduling_strategy") or "DEFAULT"
+        env_key = repr(sorted(env_vars.items())) if env_vars else ""
+        sched_key = (tuple(sorted(resources.items())), env_key, repr(strategy))
+        max_retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
+        retry_exc = options.get("retry_exceptions", False)
+        spec = TaskSpec(
+            task_id=task_id,
+            kind=NORMAL_TASK,
+            name=name,
+            function=self._descriptor,
+            args_blob=blob,
+            dep_refs=deps,
+            contained=contained,
+            num_returns=num_returns,
+            return_refs=return_ids,
+            resources=resources,
+            options=options,
+            retries_left=max_retries,
+            retry_exceptions=retry_exc,
+            sched_key=sched_key,
+            parent_task_id=worker.context.task_id,
+            env_vars=env_vars,
+        )
+        request = {
+            "resources": resources,
+            "job_id": worker.job_id,
+            "env_vars": env_vars,
+            "env_key": env_key,
+            "strategy": strategy if isinstance(strategy, str) else None,
+        }
+        if options.get("max_calls"):
+            spec.options = dict(options)
+        stream = worker.create_stream(task_id) if num_returns == "streaming" else None
+        worker.schedule(lambda: worker.submitter.submit(spec, request))
+        if stream is not None:
+            return stream
+        if num_returns == 1 or num_returns == "dynamic":
+            return refs[0]
+        if num_returns == 0:
+            return None
+        return refs
+
+
+class _BoundOptions:
+    """The result of ``f.options(...)``: submit with these options."""
+
+    def __init__(self, fn: RemoteFunction, options: dict):
+        self._fn = fn
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn._remote(args, kwargs, self._options)
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        from solray.dag import FunctionNode
+
+        return FunctionNode(self._fn, args, kwargs, self._options)

@@ -1,0 +1,97 @@
+"""``solray.get_runtime_context()``: who and where the calling code is."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from solray._private.worker import state
+
+
+def _job_hex(job_id: int | None) -> str | None:
+    return None if job_id is None else int(job_id).to_bytes(4, "little").hex()
+
+
+class RuntimeContext:
+    """Information about the current driver, task or actor (Ray's ``RuntimeContext``)."""
+
+    def __init__(self, worker):
+        self._worker = worker
+
+    def get_job_id(self) -> str:
+        return _job_hex(self._worker.job_id)
+
+    @property
+    def job_id(self) -> str:
+        return self.get_job_id()
+
+    def get_node_id(self) -> str:
+        return self._worker.node_id
+
+    @property
+    def node_id(self) -> str:
+        return self.get_node_id()
+
+    def get_worker_id(self) -> str:
+        return self._worker.worker_id
+
+    def get_task_id(self) -> str | None:
+        tid = self._worker.context.task_id
+        return tid.hex() if tid else None
+
+    def get_actor_id(self) -> str | None:
+        aid = self._worker.actor_id
+        return aid.hex() if aid else None
+
+    def get_actor_name(self) -> str | None:
+        return self._worker.actor_name or None
+
+    @property
+    def namespace(self) -> str:
+        return self._worker.namespace
+
+    def get_namespace(self) -> str:
+        return self._worker.namespace
+
+    @property
+    def current_actor(self) -> Any:
+        from solray._private.api_actors import get_actor_by_id
+
+        if self._worker.actor_id is None:
+            raise RuntimeError("This method is only available in an actor.")
+        return get_actor_by_id(self._worker.actor_id)
+
+    def get_assigned_resources(self) -> dict:
+        if self._worker.mode == "driver":
+            return {}
+        return dict(self._worker.assigned_resources or {})
+
+    def get_accelerator_ids(self) -> dict:
+        gpus = self._worker.gpu_ids
+        if self._worker.mode == "driver":
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            gpus = [g for g in visible.split(",") if g] if visible else []
+        return {"GPU": [str(g) for g in gpus or []]}
+
+    def get_runtime_env_string(self) -> str:
+        import json
+
+        return json.dumps(self._worker.runtime_env or {})
+
+    @property
+    def runtime_env(self) -> dict:
+        return dict(self._worker.runtime_env or {})
+
+    @property
+    def gcs_address(self) -> str:
+        return self._worker.control_address
+
+    def was_current_actor_reconstructed(self) -> bool:
+        return bool(getattr(self._worker, "actor_restarted", False))
+
+    def get(self) -> dict:
+        return {"job_id": self.get_job_id(), "node_id": self.get_node_id(), "namespace": self.namespace}
+
+
+def get_runtime_context() -> RuntimeContext:
+    return RuntimeContext(state.get_core_worker())
