@@ -56,9 +56,16 @@ class ActorTaskSubmitter:
             st = self.actors[actor_id] = ActorState(actor_id)
         if not st.subscribed:
             st.subscribed = True
-            fut = self.worker.control.request("subscribe_actor", actor_id)
-            fut.add_done_callback(lambda f: self._on_subscribed(st, f))
+            creating = self.worker.creating.get(actor_id)
+            if creating is not None and not creating.done():
+                creating.add_done_callback(lambda _f: self._subscribe(st))
+            else:
+                self._subscribe(st)
         return st
+
+    def _subscribe(self, st: ActorState) -> None:
+        fut = self.worker.control.request("subscribe_actor", st.actor_id)
+        fut.add_done_callback(lambda f: self._on_subscribed(st, f))
 
     def _on_subscribed(self, st: ActorState, fut) -> None:
         if fut.cancelled() or fut.exception() is not None:

@@ -111,6 +111,7 @@ class CoreWorker:
         self.control: Connection | None = None
         self._server = None
         self._streams: dict[bytes, dict] = {}
+        self.creating: dict[bytes, asyncio.Future] = {}  # actor_id -> sent to control
         self._handlers = self._build_handlers()
         self.shutting_down = False
         self.on_daemon_lost: Callable[[], None] | None = None
@@ -642,7 +643,7 @@ class CoreWorker:
     def create_actor(self, spec: dict, deps: list, wait: bool) -> Any:
         """Register an actor with the control service once its arguments are ready."""
 
-        async def go():
+        async def go(sent: asyncio.Future | None):
             if deps:
                 from solray._private.worker.task_spec import TaskSpec
                 from solray._private.worker.task_submitter import resolve_dependencies
@@ -654,23 +655,36 @@ class CoreWorker:
                 if err is not None:
                     spec["dep_error"] = serializer.serialize_error(err).to_inline()
                 spec["dep_values"] = holder.dep_values
-            return await self.control.request("create_actor", spec)
+            req = self.control.request("create_actor", spec)
+            if sent is not None:
+                # Calls to the actor subscribe to it only once the control service has it.
+                sent.set_result(None)
+            return await req
 
         if wait:
             try:
-                return self.run_sync(go())
+                return self.run_sync(go(None))
             except RpcError as e:
                 if e.remote_type == "ValueError":
                     raise ValueError(str(e).split(": ", 1)[-1]) from None
                 raise
 
-        async def go_logged():
+        async def go_logged(sent: asyncio.Future):
             try:
-                await go()
+                await go(sent)
             except Exception as e:
                 logger.error("creating actor %s failed: %s", spec.get("class_name"), e)
+            finally:
+                if not sent.done():
+                    sent.set_result(None)
+                self.creating.pop(spec["actor_id"], None)
 
-        self.schedule(lambda: self.loop.create_task(go_logged()))
+        def start():
+            sent = self.loop.create_future()
+            self.creating[spec["actor_id"]] = sent
+            self.loop.create_task(go_logged(sent))
+
+        self.schedule(start)
         return None
 
     def terminate_actor_when_idle(self, actor_id: bytes) -> None:
