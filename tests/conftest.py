@@ -1,0 +1,31 @@
+"""Shared fixtures: real local clusters started and stopped around tests."""
+
+from __future__ import annotations
+
+import pytest
+
+import solray
+
+
+@pytest.fixture
+def ray_start():
+    """A fresh 2-CPU local cluster for one test."""
+    ctx = solray.init(num_cpus=2)
+    yield ctx
+    solray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_shared():
+    """One 4-CPU local cluster shared by a module's tests (faster; tests must not kill it)."""
+    ctx = solray.init(num_cpus=4, resources={"custom": 2})
+    yield ctx
+    solray.shutdown()
+
+
+@pytest.fixture
+def ray_start_custom(request):
+    """A local cluster with ``init`` arguments from ``@pytest.mark.parametrize(..., indirect=True)``."""
+    ctx = solray.init(**getattr(request, "param", {}))
+    yield ctx
+    solray.shutdown()
