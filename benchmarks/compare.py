@@ -26,20 +26,14 @@ VENVS = {"solray": ROOT / ".venv", "ray": ROOT / ".venv-ray"}
 SAME_BAND = 0.02
 
 
-def run_engine(
-    engine: str, out: Path, only: str | None, seconds: float | None
-) -> dict[str, Any] | None:
+def run_engine(engine: str, out: Path, extra: list[str]) -> dict[str, Any] | None:
     """Run core.py for one engine in its own venv; its JSON document, or None if it could not run."""
     python = VENVS[engine] / "bin" / "python"
     if not python.exists():
         hint = " (create it with benchmarks/setup_ray_venv.sh)" if engine == "ray" else ""
         print(f"# skipping {engine}: {python} not found{hint}", flush=True)
         return None
-    cmd = [str(python), str(CORE), "--json", str(out)]
-    if only:
-        cmd += ["--only", only]
-    if seconds is not None:
-        cmd += ["--seconds", str(seconds)]
+    cmd = [str(python), str(CORE), "--json", str(out), *extra]
     print(f"# running {engine}: {' '.join(cmd)}", flush=True)
     env = {**os.environ, "RAYMOD": engine}
     # The engines' own logging goes to stderr; it is shown only when the run fails.
@@ -114,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", help="run only the metrics whose name contains this substring")
     parser.add_argument("--seconds", type=float, help="timed loop per metric (default 1.5)")
+    parser.add_argument("--repeat", type=int, help="runs per engine; each metric's median is kept")
     parser.add_argument(
         "--ray-json", type=Path, help="use these saved Ray results instead of running Ray"
     )
@@ -124,8 +119,16 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="solray-bench-"))
     out_dir.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
+    for flag, value in (
+        ("--only", args.only),
+        ("--seconds", args.seconds),
+        ("--repeat", args.repeat),
+    ):
+        if value is not None:
+            extra += [flag, str(value)]
     docs: dict[str, dict[str, Any] | None] = {
-        "solray": run_engine("solray", out_dir / "solray.json", args.only, args.seconds)
+        "solray": run_engine("solray", out_dir / "solray.json", extra)
     }
     if args.ray_json:
         docs["ray"] = json.loads(args.ray_json.read_text())
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             docs["ray"]["results"] = [r for r in docs["ray"]["results"] if args.only in r["name"]]
         print(f"# ray: using saved results from {args.ray_json}", flush=True)
     else:
-        docs["ray"] = run_engine("ray", out_dir / "ray.json", args.only, args.seconds)
+        docs["ray"] = run_engine("ray", out_dir / "ray.json", extra)
 
     print()
     print("\n".join(table(docs)))

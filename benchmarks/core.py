@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run only the metrics whose name contains this substring")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--seconds", type=float, help="timed loop per metric (default 1.5)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the suite N times and report each median"
+    )
     parser.add_argument("--list", action="store_true", help="print the metric names and exit")
     args = parser.parse_args(argv)
 
@@ -77,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[dict[str, str]] = []
     width = max([len(n) for n in mb.metric_names(args.only)] + [10])
 
+    def line(name: str, value: float, unit: str) -> str:
+        return f"{name:<{width}}  {value:>12.3f} {unit}"
+
     def on_result(r: tuple[str, float, str]) -> None:
-        print(f"{r[0]:<{width}}  {r[1]:>12.3f} {r[2]}", flush=True)
+        print(line(*r), flush=True)
 
     def on_error(names: str, exc: BaseException) -> None:
         errors.append({"names": names, "error": f"{type(exc).__name__}: {exc}"})
@@ -96,7 +103,20 @@ def main(argv: list[str] | None = None) -> int:
             f"# warning: machine is busy (1-min load {load:.2f}); numbers will be low", flush=True
         )
     started = time.time()
-    results = mb.run_with(engine, settings, on_result=on_result, on_error=on_error)
+    samples: dict[str, list[float]] = {}
+    units: dict[str, str] = {}
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            print(f"# run {i + 1}/{args.repeat}", flush=True)
+        for name, value, unit in mb.run_with(engine, settings, on_result, on_error):
+            samples.setdefault(name, []).append(value)
+            units[name] = unit
+    # A median, not a mean: on a shared machine one disturbed run should not move the figure.
+    results = [(n, statistics.median(v), units[n]) for n, v in samples.items()]
+    if args.repeat > 1:
+        print(f"# median of {args.repeat} runs", flush=True)
+        for r in results:
+            print(line(*r), flush=True)
 
     if args.json:
         doc = {
@@ -109,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "duration_s": round(time.time() - started, 1),
             "seconds_per_metric": settings.seconds,
+            "repeat": args.repeat,
             "results": [
                 {"name": n, "value": v, "unit": u, "higher_is_better": mb.higher_is_better(u)}
                 for n, v, u in results
             ],
+            "samples": samples,
             "errors": errors,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

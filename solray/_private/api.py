@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import logging
 import os
 import secrets
-import subprocess
 import sys
-import time
 from typing import Any
 
-from solray import exceptions
-from solray._private import config, ids
+from solray._private import ids
 from solray._private.config import INLINE_OBJECT_MAX_BYTES
 from solray._private.objects.object_ref import ObjectRef, ObjectRefGenerator
 from solray._private.serialization import serializer
@@ -54,6 +50,7 @@ def auto_init() -> None:
 
 
 def _detect_gpus() -> int:
+    """GPUs this machine exposes (CUDA_VISIBLE_DEVICES, else the NVIDIA driver's list)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return len([d for d in visible.split(",") if d.strip()])
@@ -120,51 +117,69 @@ def _connect_existing(address: str, namespace, runtime_env, log_to_driver) -> Ra
     from solray._private import cluster_files
 
     info = cluster_files.resolve(address)
+    node = _pick_local_node(info["control_address"], info["token"])
+    info.update(
+        daemon_address=node["address"],
+        node_id=node["node_id"],
+        node_ip=node["node_ip"],
+        shm_dir=node["shm_dir"],
+        session_dir=node["session_dir"],
+    )
     return _start_driver(info, namespace, runtime_env, log_to_driver, head_proc=None)
 
 
-def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir) -> RayContext:
-    import psutil
+def query_control(control_address: str, token: str, method: str, payload: Any = None, timeout: float = 10) -> Any:
+    """One request to a cluster's control service, from a process that is not a driver."""
+    import asyncio
 
-    root = temp_dir or os.path.join("/tmp", "solray-sessions")
-    session_dir = os.path.join(root, f"session_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}_{secrets.token_hex(2)}")
-    os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
-    mem = psutil.virtual_memory()
-    if object_store_memory is None:
-        object_store_memory = int(mem.total * config.OBJECT_STORE_MEMORY_FRACTION)
+    from solray._private.rpc.connection import connect
+
+    async def go():
+        host, port = control_address.rsplit(":", 1)
+        conn = await connect(host, int(port), token, name="control")
         try:
-            shm = os.statvfs("/dev/shm")
-            object_store_memory = min(object_store_memory, int(shm.f_bavail * shm.f_frsize * 0.9))
-        except OSError:
-            pass
-    total = {
-        "CPU": float(num_cpus if num_cpus is not None else (os.cpu_count() or 1)),
-        "GPU": float(num_gpus if num_gpus is not None else _detect_gpus()),
-        "memory": float(int(mem.available * 0.7)),
-        "object_store_memory": float(object_store_memory),
-        **{k: float(v) for k, v in resources.items()},
-    }
-    token = secrets.token_hex(16)
-    env = dict(os.environ, SOLRAY_TOKEN=token)
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "solray._private.node.head_main", "--head", "--embedded",
-            "--session-dir", session_dir, "--resources", json.dumps({k: v for k, v in total.items() if v}),
-            "--object-store-memory", str(int(object_store_memory)),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
+            return await asyncio.wait_for(conn.request(method, payload), timeout)
+        finally:
+            conn.close()
+
+    try:
+        return asyncio.run(go())
+    except OSError as e:
+        raise ConnectionError(f"Could not connect to the solray cluster at {control_address}: {e}") from e
+
+
+def _pick_local_node(control_address: str, token: str) -> dict:
+    import socket
+
+    nodes = [n for n in query_control(control_address, token, "get_nodes") if n.get("alive")]
+    if not nodes:
+        raise ConnectionError(f"The cluster at {control_address} has no live nodes.")
+    host = control_address.rsplit(":", 1)[0]
+    local_ips = {host, "127.0.0.1"}
+    try:
+        local_ips.add(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        pass
+    for pref in (lambda n: n.get("is_head") and n["node_ip"] in local_ips, lambda n: n["node_ip"] in local_ips, lambda n: True):
+        for n in nodes:
+            if pref(n):
+                return n
+    return nodes[0]
+
+
+def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir) -> RayContext:
+    from solray._private.cluster_files import ROOT
+    from solray._private.node import launcher
+
+    total, store = launcher.default_resources(num_cpus, num_gpus, resources, object_store_memory)
+    proc, info = launcher.start_node(
+        head=True,
+        token=secrets.token_hex(16),
+        session_dir=launcher.new_session_dir(temp_dir or ROOT),
+        resources=total,
+        object_store_memory=store,
+        embedded=True,
     )
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait(5)
-        log = os.path.join(session_dir, "logs", "head.log")
-        tail = open(log).read()[-2000:] if os.path.exists(log) else ""
-        raise RuntimeError(f"The local cluster failed to start (exit code {proc.returncode}). {tail}")
-    info = json.loads(line)
-    info.update(token=token, session_dir=session_dir, node_ip="127.0.0.1")
     return _start_driver(info, namespace, runtime_env, log_to_driver, head_proc=proc)
 
 

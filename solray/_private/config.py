@@ -26,3 +26,10 @@ IDLE_WORKER_TIMEOUT_S = _env_float("SOLRAY_IDLE_WORKER_TIMEOUT_S", 30.0)
 OBJECT_STORE_MEMORY_FRACTION = 0.3
 DEFAULT_CONTROL_PORT = 6379
 DEFAULT_DASHBOARD_PORT = 8265
+# How often a node daemon reports its free resources to the control service.
+HEARTBEAT_INTERVAL_S = _env_float("SOLRAY_HEARTBEAT_INTERVAL_S", 0.1)
+# A node that sends no heartbeat for this long is declared dead.
+NODE_DEATH_TIMEOUT_S = _env_float("SOLRAY_NODE_DEATH_TIMEOUT_S", 5.0)
+# Object transfer between nodes: chunk size and chunks in flight per pull.
+TRANSFER_CHUNK_BYTES = _env_int("SOLRAY_TRANSFER_CHUNK_BYTES", 8 * 1024 * 1024)
+TRANSFER_CHUNKS_IN_FLIGHT = _env_int("SOLRAY_TRANSFER_CHUNKS_IN_FLIGHT", 4)

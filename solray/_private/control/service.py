@@ -47,6 +47,7 @@ class ActorRecord:
         self.conn: Connection | None = None
         self.subscribers: set[Connection] = set()
         self.class_name = spec.get("class_name", "")
+        self.scheduling = False
         self.start_time = time.time()
 
     def info(self) -> dict:
@@ -95,6 +96,7 @@ class ControlService:
             "actor_exiting": self._h_actor_exiting,
             "get_nodes": self._h_get_nodes,
             "list_jobs": self._h_list_jobs,
+            "heartbeat": self._h_heartbeat,
             "kv_put": self._h_kv_put,
             "kv_get": self._h_kv_get,
             "kv_del": self._h_kv_del,
@@ -105,6 +107,78 @@ class ControlService:
     async def start(self, port: int = 0) -> None:
         self._server = await serve(self.host, port, self.token, self._handle, name="control", on_close=self._on_close)
         self.address = f"{self.host}:{self._server.sockets[0].getsockname()[1]}"
+        self._view_scheduled = False
+        asyncio.get_running_loop().create_task(self._watch_heartbeats())
+
+    # ------------------------------------------------------------------ membership
+    def _h_heartbeat(self, conn: Connection, beat: dict) -> None:
+        node = self.nodes.get(beat["node_id"])
+        if node is None or not node.get("alive"):
+            return
+        node["last_heartbeat"] = time.monotonic()
+        node["pending_demands"] = beat.get("pending") or {}
+        node["object_store_used"] = beat.get("object_store_used", 0)
+        if node["resources_available"] != beat["available"]:
+            node["resources_available"] = beat["available"]
+            self._broadcast_view()
+            self._retry_pending_actors()
+
+    def cluster_view(self) -> dict:
+        return {
+            nid: {
+                "address": n["address"],
+                "node_ip": n["node_ip"],
+                "total": n["resources_total"],
+                "available": n["resources_available"],
+                "alive": n.get("alive", False),
+            }
+            for nid, n in self.nodes.items()
+        }
+
+    def _broadcast_view(self) -> None:
+        """Send every daemon the cluster's free resources, at most once per loop iteration."""
+        if self._view_scheduled:
+            return
+        self._view_scheduled = True
+
+        def send():
+            self._view_scheduled = False
+            view = self.cluster_view()
+            for c in self.node_conns.values():
+                c.notify("cluster_view", view)
+
+        asyncio.get_running_loop().call_soon(send)
+
+    async def _watch_heartbeats(self) -> None:
+        from solray._private import config
+
+        while True:
+            await asyncio.sleep(min(1.0, config.NODE_DEATH_TIMEOUT_S / 4))
+            now = time.monotonic()
+            for nid, node in list(self.nodes.items()):
+                if node.get("alive") and now - node.get("last_heartbeat", now) > config.NODE_DEATH_TIMEOUT_S:
+                    logger.warning("node %s missed heartbeats for %.1f s: marking it dead", nid, config.NODE_DEATH_TIMEOUT_S)
+                    conn = self.node_conns.pop(nid, None)
+                    if conn is not None:
+                        conn.close()
+                    self._node_dead(nid)
+
+    def _node_dead(self, node_id: str) -> None:
+        node = self.nodes.get(node_id)
+        if node is None or not node.get("alive"):
+            return
+        node["alive"] = False
+        node["death_time"] = time.time()
+        self._broadcast_view()
+        for rec in list(self.actors.values()):
+            if rec.node_id == node_id and rec.state == ALIVE and rec.conn is not None:
+                # The actor's worker went with its node: close our side so it restarts elsewhere.
+                rec.conn.close()
+
+    def _retry_pending_actors(self) -> None:
+        for rec in self.actors.values():
+            if rec.state in (PENDING, RESTARTING) and rec.conn is None and not rec.scheduling:
+                asyncio.get_running_loop().create_task(self._schedule_actor(rec))
 
     def _handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
         h = self._handlers.get(method)
@@ -121,16 +195,15 @@ class ControlService:
         for node_id, c in list(self.node_conns.items()):
             if c is conn:
                 self.node_conns.pop(node_id)
-                self.nodes[node_id]["alive"] = False
+                self._node_dead(node_id)
 
     # ------------------------------------------------------------------ nodes and jobs
     def _h_register_node(self, conn: Connection, info: dict) -> bool:
-        info = dict(info, alive=True, conn_time=time.time())
+        info = dict(info, alive=True, conn_time=time.time(), last_heartbeat=time.monotonic())
         self.nodes[info["node_id"]] = info
         self.node_conns[info["node_id"]] = conn
-        for rec in self.actors.values():
-            if rec.state == PENDING and not rec.conn:
-                asyncio.get_running_loop().create_task(self._schedule_actor(rec))
+        self._broadcast_view()
+        self._retry_pending_actors()
         return True
 
     def _h_register_job(self, conn: Connection, p: dict) -> dict:
@@ -205,12 +278,29 @@ class ControlService:
         asyncio.get_running_loop().create_task(self._schedule_actor(rec))
         return {"existing": False, "info": rec.info()}
 
-    def _pick_node(self, demand: dict) -> str | None:
+    def _pick_node(self, demand: dict, strategy: Any = None) -> str | None:
         alive = [n for n in self.nodes.values() if n.get("alive") and n["node_id"] in self.node_conns]
         placement = self._placement_demand(demand)
-        for n in alive:
-            if fits(placement, n["resources_available"]):
-                return n["node_id"]
+        if isinstance(strategy, dict) and strategy.get("type") == "node_affinity":
+            node = self.nodes.get(strategy["node_id"])
+            if node is not None and node in alive and fits(placement, node["resources_total"]):
+                return node["node_id"]
+            if not strategy.get("soft"):
+                return None
+        fitting = [n for n in alive if fits(placement, n["resources_available"])]
+        if strategy == "SPREAD" and fitting:
+            load = {n["node_id"]: 0 for n in fitting}
+            for rec in self.actors.values():
+                if rec.state == ALIVE and rec.node_id in load:
+                    load[rec.node_id] += 1
+            return min(fitting, key=lambda n: (load[n["node_id"]], n["node_id"]))["node_id"]
+        if fitting:
+            def util(n):
+                tot, av = n["resources_total"], n["resources_available"]
+                keys = [k for k in placement if tot.get(k)] or ["CPU"]
+                return max(1 - av.get(k, 0) / tot[k] if tot.get(k) else 1 for k in keys)
+
+            return min(fitting, key=util)["node_id"]
         for n in alive:
             if fits(placement, n["resources_total"]):
                 return n["node_id"]
@@ -224,9 +314,18 @@ class ControlService:
         return demand
 
     async def _schedule_actor(self, rec: ActorRecord) -> None:
+        if rec.scheduling:
+            return
+        rec.scheduling = True
+        try:
+            await self._schedule_actor_once(rec)
+        finally:
+            rec.scheduling = False
+
+    async def _schedule_actor_once(self, rec: ActorRecord) -> None:
         spec = rec.spec
         demand = normalize(spec.get("resources"))
-        node_id = self._pick_node(demand)
+        node_id = self._pick_node(demand, spec.get("strategy"))
         if node_id is None:
             msg = (
                 f"The actor {rec.class_name} requires {describe(self._placement_demand(demand))}, "
@@ -246,11 +345,19 @@ class ControlService:
                     "env_vars": spec.get("env_vars") or {},
                     "env_key": spec.get("env_key") or "",
                     "for_actor": True,
+                    "strategy": spec.get("strategy"),
+                    "spilled": True,
                 },
             )
         except (ConnectionError, RpcError) as e:
             self._set_dead(rec, {"message": f"could not lease a worker for the actor: {e}"})
             return
+        if "error" in grant:
+            rec.no_restart = True
+            self._set_dead(rec, {"message": grant["error"]})
+            return
+        if "spillback" in grant:
+            return  # the node filled up meanwhile; heartbeats retry the placement
         if rec.state == DEAD:
             node_conn.notify("kill_worker", grant["worker_id"])
             return
@@ -275,6 +382,7 @@ class ControlService:
             }
             reply = await conn.request("push_task", msg)
         except (ConnectionError, RpcError) as e:
+            rec.scheduling = False
             await self._on_worker_lost(rec, None, f"the actor's worker died during creation: {e}")
             return
         if reply.get("e"):
@@ -315,6 +423,7 @@ class ControlService:
             rec.num_restarts += 1
             rec.state = RESTARTING
             self._publish(rec)
+            rec.scheduling = False
             await self._schedule_actor(rec)
             return
         self._set_dead(

@@ -25,7 +25,7 @@ import msgpack
 
 from solray._private import config, ids
 from solray._private.rpc.connection import Connection, connect, serve
-from solray._private.scheduling.resources import NodeResources, describe, normalize
+from solray._private.scheduling.resources import NodeResources, describe, fits, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Lease:
 
 
 class LeaseRequest:
-    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape")
+    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape", "strategy", "spilled", "preferred")
 
     def __init__(self, payload: dict, owner: Connection, future: asyncio.Future):
         self.demand = normalize(payload.get("resources"))
@@ -77,6 +77,9 @@ class LeaseRequest:
         self.future = future
         self.for_actor = bool(payload.get("for_actor"))
         self.shape = describe(self.demand)
+        self.strategy = payload.get("strategy")
+        self.spilled = bool(payload.get("spilled"))
+        self.preferred = payload.get("preferred_node")
 
 
 class NodeDaemon:
@@ -117,6 +120,11 @@ class NodeDaemon:
         self._zygote: subprocess.Popen | None = None
         self._zygote_replies: asyncio.Queue | None = None
         self._warned_infeasible: set[str] = set()
+        self.cluster_view: dict[str, dict] = {}  # node_id -> {address, total, available, alive}
+        self._spread_next = 0
+        self._pulls: dict[bytes, asyncio.Future] = {}
+        self.pulled_by: dict[bytes, set[str]] = {}  # oid -> daemon addresses holding copies
+        self._last_heartbeat: dict | None = None
         self._server = None
         self._handlers = {
             "register_client": self._h_register_client,
@@ -129,6 +137,9 @@ class NodeDaemon:
             "kill_worker": self._h_kill_worker,
             "job_finished": self._h_job_finished,
             "node_info": self._h_node_info,
+            "cluster_view": self._h_cluster_view,
+            "pull_object": self._h_pull_object,
+            "read_chunk": self._h_read_chunk,
             "ping": lambda conn, p: "pong",
         }
 
@@ -142,7 +153,9 @@ class NodeDaemon:
         host, cport = self.control_address.rsplit(":", 1)
         self.control = await connect(host, int(cport), self.token, self._handle, name="control")
         await self.control.request("register_node", self.node_info())
-        asyncio.get_running_loop().create_task(self._reap_idle_workers())
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._reap_idle_workers())
+        loop.create_task(self._heartbeat_loop())
 
     def node_info(self) -> dict:
         return {
@@ -158,7 +171,37 @@ class NodeDaemon:
             "shm_dir": self.shm_dir,
             "session_dir": self.session_dir,
             "num_workers": sum(1 for w in self.workers.values() if w.state != DEAD),
+            "pending_demands": self.pending_demands(),
         }
+
+    def pending_demands(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for req in self.pending:
+            out[req.shape] = out.get(req.shape, 0) + 1
+        return out
+
+    async def _heartbeat_loop(self) -> None:
+        """Report free resources to the control service: often when they change, else 1/s."""
+        last_sent = 0.0
+        while True:
+            await asyncio.sleep(config.HEARTBEAT_INTERVAL_S)
+            if self.control is None or self.control.closed:
+                continue
+            beat = {
+                "node_id": self.node_id,
+                "available": self.resources.available,
+                "pending": self.pending_demands(),
+                "object_store_used": self.object_bytes,
+            }
+            now = time.monotonic()
+            if beat != self._last_heartbeat or now - last_sent > 1.0:
+                self._last_heartbeat = {**beat, "available": dict(self.resources.available)}
+                self.control.notify("heartbeat", beat)
+                last_sent = now
+
+    def _h_cluster_view(self, conn: Connection, view: dict) -> None:
+        self.cluster_view = view
+        self._schedule()
 
     def _start_zygote(self) -> None:
         env = dict(os.environ)
@@ -299,8 +342,6 @@ class NodeDaemon:
     def _h_request_lease(self, conn: Connection, p: dict) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
         req = LeaseRequest(p, conn, fut)
-        if not self.resources.feasible(req.demand):
-            self._warn_infeasible(req)
         self.pending.append(req)
         self._schedule()
         return fut
@@ -311,7 +352,8 @@ class NodeDaemon:
         self._warned_infeasible.add(req.shape)
         msg = (
             f"The {'actor' if req.for_actor else 'task'} requires {req.shape}, which no node "
-            f"in the cluster can satisfy: this node has {describe(self.resources.total)}. "
+            f"in the cluster can satisfy: the nodes have "
+            f"{'; '.join([describe(self.resources.total)] + [describe(n['total']) for _, n in self._others()])}. "
             "It stays pending until a node with these resources joins."
         )
         logger.warning(msg)
@@ -333,8 +375,16 @@ class NodeDaemon:
             req = self.pending.popleft()
             if req.future.done() or req.owner.closed:
                 continue
-            if not self.resources.can_acquire(req.demand):
+            target = self._choose_node(req)
+            if target is None:
                 still.append(req)
+                continue
+            if isinstance(target, str) and target.startswith("!"):
+                req.future.set_result({"error": target[1:]})
+                continue
+            if target != self.node_id:
+                node = self.cluster_view[target]
+                req.future.set_result({"spillback": node["address"], "node_id": target})
                 continue
             lease = Lease(req.demand, req.owner, req.future, req.for_actor)
             lease.gpu_ids = self.resources.acquire(req.demand)
@@ -348,6 +398,65 @@ class NodeDaemon:
                 w.waiting = lease
                 lease.worker = w
         self.pending = still
+
+    # A node takes work while its busiest requested resource is below this, then spreads.
+    PACK_THRESHOLD = 0.5
+
+    def _others(self) -> list[tuple[str, dict]]:
+        return [
+            (nid, n) for nid, n in self.cluster_view.items() if nid != self.node_id and n.get("alive")
+        ]
+
+    @staticmethod
+    def _utilization(demand: dict, total: dict, available: dict) -> float:
+        keys = [k for k in demand if total.get(k)] or ["CPU"]
+        return max((1 - available.get(k, 0.0) / total[k]) if total.get(k) else 1.0 for k in keys)
+
+    def _choose_node(self, req: LeaseRequest) -> str | None:
+        """Which node should serve ``req`` now: this one, another (spillback), or None (wait)."""
+        local_feasible = self.resources.feasible(req.demand)
+        local_now = self.resources.can_acquire(req.demand)
+        strategy = req.strategy if isinstance(req.strategy, dict) else {"type": req.strategy or "DEFAULT"}
+        kind = strategy.get("type") or "DEFAULT"
+        if kind == "node_affinity":
+            nid = strategy["node_id"]
+            if nid == self.node_id and local_feasible:
+                return self.node_id if local_now else None
+            node = self.cluster_view.get(nid)
+            if node is not None and node.get("alive") and fits(req.demand, node["total"]):
+                return nid
+            if not strategy.get("soft"):
+                return (
+                    f"!The task's NodeAffinitySchedulingStrategy names node {nid}, which is dead or "
+                    f"cannot fit {req.shape}, and soft=False."
+                )
+        if req.preferred and req.preferred != self.node_id and not req.spilled:
+            node = self.cluster_view.get(req.preferred)
+            if node is not None and node.get("alive") and fits(req.demand, node["available"]):
+                return req.preferred
+        if req.spilled and local_feasible:
+            return self.node_id if local_now else None
+        others_now = [(nid, n) for nid, n in self._others() if fits(req.demand, n["available"])]
+        if kind == "SPREAD":
+            candidates = sorted(others_now + ([(self.node_id, None)] if local_now else []), key=lambda x: x[0])
+            if candidates:
+                self._spread_next += 1
+                return candidates[self._spread_next % len(candidates)][0]
+        elif local_now:
+            util = self._utilization(req.demand, self.resources.total, self.resources.available)
+            if util < self.PACK_THRESHOLD or not others_now:
+                return self.node_id
+        if others_now:
+            return min(
+                others_now, key=lambda x: self._utilization(req.demand, x[1]["total"], x[1]["available"])
+            )[0]
+        if local_feasible:
+            return self.node_id if local_now else None
+        feasible_elsewhere = [nid for nid, n in self._others() if fits(req.demand, n["total"])]
+        if feasible_elsewhere:
+            return feasible_elsewhere[0]
+        self._warn_infeasible(req)
+        return None
 
     def _idle_worker(self, job_id: int, env_key: str) -> WorkerRecord | None:
         for w in self.workers.values():
@@ -491,8 +600,11 @@ class NodeDaemon:
         self.object_bytes += size
         return "ok"
 
-    def _h_free_objects(self, conn: Connection, oids: list) -> None:
+    def _h_free_objects(self, conn: Connection | None, oids: list) -> None:
+        forward: dict[str, list] = {}
         for oid in oids:
+            for addr in self.pulled_by.pop(oid, ()):
+                forward.setdefault(addr, []).append(oid)
             entry = self.objects.pop(oid, None)
             if entry is None:
                 continue
@@ -501,6 +613,91 @@ class NodeDaemon:
                 os.unlink(os.path.join(self.shm_dir, oid.hex()))
             except FileNotFoundError:
                 pass
+        if forward:
+            asyncio.get_running_loop().create_task(self._forward_frees(forward))
+
+    async def _forward_frees(self, forward: dict[str, list]) -> None:
+        """Copies pulled by other nodes go when the primary copy goes."""
+        for addr, oids in forward.items():
+            try:
+                host, port = addr.rsplit(":", 1)
+                c = await connect(host, int(port), self.token, name="free")
+                c.notify("free_objects", oids)
+                await asyncio.sleep(0)
+                c.close()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ transfers
+    def _path(self, oid: bytes) -> str:
+        return os.path.join(self.shm_dir, oid.hex())
+
+    async def _h_pull_object(self, conn: Connection, p: list) -> str:
+        """Make a local copy of an object held by another node; return its local path."""
+        oid, src_node, size, owner = p
+        path = self._path(oid)
+        if oid in self.objects and oid not in self._pulls:
+            return path
+        pending = self._pulls.get(oid)
+        if pending is None:
+            pending = self._pulls[oid] = asyncio.get_running_loop().create_future()
+            try:
+                await self._pull(oid, src_node, size, owner, path)
+                pending.set_result(path)
+            except BaseException as e:
+                pending.set_exception(e)
+                pending.exception()
+                raise
+            finally:
+                self._pulls.pop(oid, None)
+        return await asyncio.shield(pending)
+
+    async def _pull(self, oid: bytes, src_node: str, size: int, owner: str, path: str) -> None:
+        node = self.cluster_view.get(src_node)
+        if node is None or not node.get("alive"):
+            raise LookupError(f"object {oid.hex()} is on node {src_node}, which is not alive")
+        verdict = self._h_alloc_object(conn=None, p=[oid, size, owner])
+        if verdict != "ok":
+            raise MemoryError(verdict)
+        host, port = node["address"].rsplit(":", 1)
+        src = await connect(host, int(port), self.token, name=f"transfer {src_node[:8]}")
+        fd = os.open(path + ".part", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            if size > (1 << 20):
+                os.posix_fallocate(fd, 0, size)
+            chunk = config.TRANSFER_CHUNK_BYTES
+            offsets = list(range(0, size, chunk)) or [0]
+            window = asyncio.Semaphore(config.TRANSFER_CHUNKS_IN_FLIGHT)
+
+            async def fetch(off: int) -> None:
+                async with window:
+                    reply = await src.request("read_chunk", [oid, off, min(chunk, size - off), self.address])
+                    data = reply[1] if isinstance(reply, tuple) else b""
+                    os.pwrite(fd, data, off)
+
+            await asyncio.gather(*(fetch(off) for off in offsets))
+            os.ftruncate(fd, size)
+        except BaseException:
+            self._h_free_objects(None, [oid])
+            os.close(fd)
+            os.unlink(path + ".part")
+            raise
+        finally:
+            src.close()
+        os.close(fd)
+        os.rename(path + ".part", path)
+
+    def _h_read_chunk(self, conn: Connection, p: list) -> Any:
+        from solray._private.rpc.connection import Raw
+
+        oid, offset, length, requester = p
+        self.pulled_by.setdefault(oid, set()).add(requester)
+        fd = os.open(self._path(oid), os.O_RDONLY)
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        return Raw(len(data), data)
 
     def _free_owned_by(self, owner: str) -> None:
         self._h_free_objects(None, [oid for oid, (_s, o) in self.objects.items() if o == owner])

@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--session-dir", required=True)
     p.add_argument("--resources", default="{}")
     p.add_argument("--object-store-memory", type=int, required=True)
+    p.add_argument("--storage", default=None, help="SQLite file for the control service's tables")
+    p.add_argument("--dashboard-port", type=int, default=None)
+    p.add_argument("--spill-dir", default=None)
     return p.parse_args(argv)
 
 

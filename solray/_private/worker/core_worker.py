@@ -100,7 +100,8 @@ class CoreWorker:
         self._borrow_owners: dict[bytes, str] = {}
         self.peers: dict[str, Connection] = {}
         self._peer_connecting: dict[str, asyncio.Future] = {}
-        self._pending_frees: list[bytes] = []
+        self._pending_frees: list = []
+        self.node_addresses: dict[str, str] = {}
         self._put_scope = ids.new_id()
         self._put_index = 0
         self._put_lock = threading.Lock()
@@ -388,9 +389,10 @@ class CoreWorker:
         # A pending task's return is dropped too: its reply then finds no entry and frees it.
         self.store.pop(oid)
         if e.location is not None:
-            self.free_shm([oid])
+            self.free_shm([(oid, e.location[0])])
 
-    def free_shm(self, oids: list[bytes]) -> None:
+    def free_shm(self, oids: list) -> None:
+        """Free objects in shared memory: ``[(oid, node_id or None), ...]``."""
         first = not self._pending_frees
         self._pending_frees.extend(oids)
         if first:
@@ -398,8 +400,46 @@ class CoreWorker:
 
     def _flush_frees(self) -> None:
         oids, self._pending_frees = self._pending_frees, []
-        if oids and self.daemon is not None:
-            self.daemon.notify("free_objects", oids)
+        by_node: dict[str, list] = {}
+        for oid, node_id in oids:
+            by_node.setdefault(node_id or self.node_id, []).append(oid)
+        for node_id, group in by_node.items():
+            if node_id == self.node_id:
+                if self.daemon is not None:
+                    self.daemon.notify("free_objects", group)
+            else:
+                self.loop.create_task(self._free_remote(node_id, group))
+
+    async def _free_remote(self, node_id: str, oids: list) -> None:
+        try:
+            conn = await self.daemon_of(node_id)
+            conn.notify("free_objects", oids)
+        except (ConnectionError, LookupError):
+            pass  # the node is gone, and its shared memory with it
+
+    async def daemon_of(self, node_id: str) -> Connection:
+        """Connection to the node daemon of ``node_id`` (looked up in the node table)."""
+        if node_id == self.node_id:
+            return self.daemon
+        addr = self.node_addresses.get(node_id)
+        if addr is None:
+            for n in await self.control.request("get_nodes"):
+                self.node_addresses[n["node_id"]] = n["address"]
+            addr = self.node_addresses.get(node_id)
+        if addr is None:
+            raise LookupError(f"unknown node {node_id}")
+        return await self.peer(addr)
+
+    def local_path(self, oid: bytes, location: list, owner: str = "") -> str:
+        """Path of the object's file on this node, pulling a copy from its node if needed."""
+        node_id, path, size = location
+        if node_id == self.node_id:
+            return path
+        oid = oid or bytes.fromhex(os.path.basename(path))
+        try:
+            return self.run_sync(_await(self.daemon.request("pull_object", [oid, node_id, size, owner])))
+        except Exception as e:
+            raise exceptions.ObjectLostError(oid.hex(), owner) from e
 
     # ------------------------------------------------------------------ objects: put
     def _next_put_id(self) -> bytes:
@@ -445,7 +485,7 @@ class CoreWorker:
         try:
             total = shm_store.write(path, so)
         except OSError as e:
-            self.daemon_notify("free_objects", [oid])
+            self.daemon_notify("free_objects", [oid])  # undo the allocation
             if e.errno == 28:  # ENOSPC
                 raise exceptions.ObjectStoreFullError(
                     f"Failed to write object {oid.hex()} of {size} bytes: shared memory is full"
@@ -566,9 +606,9 @@ class CoreWorker:
         if e.inline is not None:
             meta, data, bufs = e.inline
             return serializer.deserialize(meta, data, bufs)
-        node_id, path, _size = e.location
         mapped = e.mapped
         if mapped is None:
+            path = self.local_path(oid, e.location, self._borrow_owners.get(oid, self.address))
             try:
                 mapped = shm_store.read(path)
             except FileNotFoundError:
@@ -608,7 +648,7 @@ class CoreWorker:
             if value[0] is None:
                 e = self.store.set_ready(oid, location=value[1], is_error=is_error, contained=pins)
                 if e is None:
-                    self.free_shm([oid])
+                    self.free_shm([(oid, value[1][0])])
             else:
                 self.store.set_ready(oid, inline=value, is_error=is_error, contained=pins)
 

@@ -224,16 +224,16 @@ class Executor:
         blob = msg.get("a")
         if not blob:
             return [], {}
-        deps = [self._load_dep(d) for d in msg.get("d") or ()]
+        deps = [self._load_dep(d, msg["o"]) for d in msg.get("d") or ()]
         args, kwargs = serializer.deserialize(0, blob)
         if deps:
             args = [deps[a.index] if type(a) is ArgDep else a for a in args]
             kwargs = {k: deps[v.index] if type(v) is ArgDep else v for k, v in kwargs.items()}
         return args, kwargs
 
-    def _load_dep(self, wire: list) -> Any:
+    def _load_dep(self, wire: list, owner: str) -> Any:
         if wire[0] is None:
-            _node, path, _size = wire[1]
+            path = self.worker.local_path(b"", wire[1], owner) if wire[1][0] != self.worker.node_id else wire[1][1]
             meta, data, bufs = shm_store.read(path)
         else:
             meta, data, bufs = wire

@@ -24,9 +24,9 @@ logger = logging.getLogger(__name__)
 
 
 class Lease:
-    __slots__ = ("lease_id", "address", "worker_id", "node_id", "conn", "busy", "linger", "grant", "dead")
+    __slots__ = ("lease_id", "address", "worker_id", "node_id", "conn", "busy", "linger", "grant", "dead", "daemon")
 
-    def __init__(self, grant: dict):
+    def __init__(self, grant: dict, daemon):
         self.lease_id = grant["lease_id"]
         self.address = grant["worker_address"]
         self.worker_id = grant["worker_id"]
@@ -36,6 +36,7 @@ class Lease:
         self.busy: TaskSpec | None = None
         self.linger = None
         self.dead = False
+        self.daemon = daemon  # the node daemon that granted the lease (gets it back)
 
 
 class KeyState:
@@ -139,14 +140,50 @@ class NormalTaskSubmitter:
 
     def _request_lease(self, ks: KeyState) -> None:
         ks.pending_requests += 1
-        fut = self.worker.daemon.request("request_lease", ks.request_payload)
-        fut.add_done_callback(lambda f: self._on_lease(ks, f))
+        payload = ks.request_payload
+        preferred = self._preferred_node(ks)
+        if preferred is not None:
+            payload = {**payload, "preferred_node": preferred}
+        daemon = self.worker.daemon
+        fut = daemon.request("request_lease", payload)
+        fut.add_done_callback(lambda f: self._on_lease(ks, f, daemon))
 
-    def _on_lease(self, ks: KeyState, fut) -> None:
-        ks.pending_requests -= 1
+    def _preferred_node(self, ks: KeyState) -> str | None:
+        """Locality: the node holding most of the next task's shared-memory arguments."""
+        if not ks.queue:
+            return None
+        spec = ks.queue[0]
+        best, best_size = None, 0
+        for value in spec.dep_values or ():
+            if value[0] is None and value[1][2] > best_size:
+                best, best_size = value[1][0], value[1][2]
+        return best if best != self.worker.node_id else None
+
+    async def _spill(self, ks: KeyState, address: str) -> None:
+        """The daemon sent us to another node: ask that node's daemon instead."""
+        try:
+            daemon = await self.worker.peer(address)
+            fut = daemon.request("request_lease", {**ks.request_payload, "spilled": True})
+        except ConnectionError as e:
+            fut = self.worker.loop.create_future()
+            fut.set_exception(e)
+            daemon = None
+        fut.add_done_callback(lambda f: self._on_lease(ks, f, daemon))
+
+    def _on_lease(self, ks: KeyState, fut, daemon) -> None:
         if fut.cancelled():
+            ks.pending_requests -= 1
             return
         exc = fut.exception()
+        if exc is None and "spillback" in fut.result():
+            self.worker.loop.create_task(self._spill(ks, fut.result()["spillback"]))
+            return
+        ks.pending_requests -= 1
+        if exc is None and "error" in fut.result():
+            err = exceptions.TaskUnschedulableError(fut.result()["error"])
+            while ks.queue:
+                self._finish_failed(ks.queue.popleft(), err)
+            return
         if exc is not None:
             if not self.worker.shutting_down:
                 logger.error("lease request failed: %s", exc)
@@ -154,7 +191,7 @@ class NormalTaskSubmitter:
                 while ks.queue:
                     self._finish_failed(ks.queue.popleft(), err)
             return
-        lease = Lease(fut.result())
+        lease = Lease(fut.result(), daemon)
         ks.leases[lease.lease_id] = lease
         self.worker.loop.create_task(self._connect_lease(ks, lease))
 
@@ -187,8 +224,8 @@ class NormalTaskSubmitter:
         ks.leases.pop(lease.lease_id, None)
         if lease in ks.idle:
             ks.idle.remove(lease)
-        if self.worker.daemon is not None and not self.worker.daemon.closed:
-            self.worker.daemon.notify("return_lease", [lease.lease_id, worker_dead])
+        if lease.daemon is not None and not lease.daemon.closed:
+            lease.daemon.notify("return_lease", [lease.lease_id, worker_dead])
 
     # ---- pushing and replies -----------------------------------------------------------
     def _push(self, ks: KeyState, lease: Lease, spec: TaskSpec) -> None:

@@ -1,0 +1,86 @@
+"""Where running clusters are written down, so ``init(address="auto")`` can find them.
+
+``solray start --head`` writes ``<root>/cluster-<port>.json`` (address, token, session dir;
+mode 0600 since the token admits to the cluster) and points ``current_cluster.json`` at the
+newest. Every node process started by ``solray start`` is listed under ``nodes/`` so
+``solray stop`` can find it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+ROOT = os.environ.get("SOLRAY_TMPDIR", os.path.join("/tmp", "solray-sessions"))
+
+
+def _write_private(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def write_cluster(info: dict) -> None:
+    port = info["control_address"].rsplit(":", 1)[1]
+    _write_private(os.path.join(ROOT, f"cluster-{port}.json"), info)
+    _write_private(os.path.join(ROOT, "current_cluster.json"), info)
+
+
+def record_node(pid: int, info: dict) -> None:
+    _write_private(os.path.join(ROOT, "nodes", f"{pid}.json"), info)
+
+
+def recorded_nodes() -> list[dict]:
+    folder = os.path.join(ROOT, "nodes")
+    out = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        try:
+            with open(os.path.join(folder, name)) as f:
+                out.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def forget_node(pid: int) -> None:
+    try:
+        os.unlink(os.path.join(ROOT, "nodes", f"{pid}.json"))
+    except FileNotFoundError:
+        pass
+
+
+def _load(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def resolve(address: str) -> dict:
+    """Cluster info (addresses and token) for ``"auto"`` or ``"host:port"``."""
+    address = address.removeprefix("ray://").removeprefix("solray://")
+    if address == "auto":
+        info = _load(os.path.join(ROOT, "current_cluster.json"))
+        if info is None:
+            raise ConnectionError(
+                "Could not find any running solray cluster (address='auto'). Start one with "
+                "'solray start --head' or call solray.init() without an address."
+            )
+    else:
+        if ":" not in address:
+            raise ValueError(f"Invalid cluster address {address!r}: expected HOST:PORT or 'auto'.")
+        port = address.rsplit(":", 1)[1]
+        info = _load(os.path.join(ROOT, f"cluster-{port}.json"))
+        if info is None or info["control_address"] != address:
+            info = {"control_address": address}
+    token = os.environ.get("SOLRAY_TOKEN") or os.environ.get("RAY_AUTH_TOKEN") or info.get("token")
+    if not token:
+        raise ConnectionError(
+            f"No token for the cluster at {address}: set SOLRAY_TOKEN to the cluster's token "
+            f"(written on the head node in {ROOT}/cluster-<port>.json)."
+        )
+    return {**info, "token": token}

@@ -1,0 +1,176 @@
+"""The ``solray`` command: start/stop/status of clusters, version, microbenchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+
+import click
+
+from solray._version import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="solray")
+def cli() -> None:
+    """solray: Ray's API and libraries, rebuilt in Python."""
+
+
+@cli.command()
+@click.option("--head", is_flag=True, help="Start the head node (control service + node).")
+@click.option("--address", default=None, help="HOST:PORT of the head to join (worker nodes).")
+@click.option("--port", type=int, default=6379, show_default=True, help="Control service port (head).")
+@click.option("--dashboard-port", type=int, default=8265, show_default=True)
+@click.option("--num-cpus", type=float, default=None)
+@click.option("--num-gpus", type=float, default=None)
+@click.option("--resources", default="{}", help='Custom resources as JSON, e.g. \'{"accel": 2}\'.')
+@click.option("--node-ip-address", default="127.0.0.1", show_default=True)
+@click.option("--object-store-memory", type=int, default=None)
+@click.option("--storage", default=None, help="SQLite file that keeps the head's state across restarts.")
+@click.option("--temp-dir", default=None)
+@click.option("--block", is_flag=True, help="Stay in the foreground until the node exits.")
+def start(head, address, port, dashboard_port, num_cpus, num_gpus, resources, node_ip_address,
+          object_store_memory, storage, temp_dir, block) -> None:
+    """Start a node of a cluster (``--head`` for the first one)."""
+    from solray._private import cluster_files
+    from solray._private.node import launcher
+
+    if head == bool(address):
+        raise click.UsageError("Pass either --head or --address=HOST:PORT.")
+    try:
+        extra = json.loads(resources)
+    except ValueError as e:
+        raise click.BadParameter(f"--resources must be JSON: {e}") from e
+    root = temp_dir or cluster_files.ROOT
+    total, store = launcher.default_resources(num_cpus, num_gpus, extra, object_store_memory)
+    if head:
+        token = os.environ.get("SOLRAY_TOKEN") or secrets.token_hex(16)
+        session_dir = launcher.new_session_dir(root)
+        storage = storage or os.path.join(session_dir, "control.sqlite")
+        proc, info = launcher.start_node(
+            head=True, token=token, session_dir=session_dir, resources=total, object_store_memory=store,
+            node_ip=node_ip_address, port=port, storage=storage, dashboard_port=dashboard_port,
+        )
+        cluster_files.write_cluster({**info, "storage": storage})
+        click.echo(f"solray head started at {info['control_address']} (session {session_dir}).")
+        click.echo(f"  connect a driver: solray.init(address='{info['control_address']}') or address='auto'")
+        click.echo(f"  add a node:       solray start --address={info['control_address']}")
+    else:
+        cluster = cluster_files.resolve(address)
+        session_dir = launcher.new_session_dir(root)
+        proc, info = launcher.start_node(
+            head=False, token=cluster["token"], session_dir=session_dir, resources=total,
+            object_store_memory=store, node_ip=node_ip_address, control_address=cluster["control_address"],
+        )
+        click.echo(f"solray node {info['node_id'][:12]} joined {cluster['control_address']}.")
+    cluster_files.record_node(proc.pid, {**info, "pid": proc.pid, "head": head})
+    if block:
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+        finally:
+            cluster_files.forget_node(proc.pid)
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="SIGKILL instead of a graceful stop.")
+@click.option("--grace-period", type=float, default=10.0, show_default=True)
+def stop(force: bool, grace_period: float) -> None:
+    """Stop every solray node started on this machine."""
+    import psutil
+
+    from solray._private import cluster_files
+
+    nodes = cluster_files.recorded_nodes()
+    procs = []
+    for node in nodes:
+        try:
+            p = psutil.Process(node["pid"])
+            p.send_signal(signal.SIGKILL if force else signal.SIGTERM)
+            procs.append(p)
+        except psutil.NoSuchProcess:
+            pass
+        cluster_files.forget_node(node["pid"])
+    _, alive = psutil.wait_procs(procs, timeout=grace_period)
+    for p in alive:
+        p.kill()
+    for name in ("current_cluster.json",):
+        try:
+            os.unlink(os.path.join(cluster_files.ROOT, name))
+        except FileNotFoundError:
+            pass
+    click.echo(f"Stopped {len(procs)} solray node process(es).")
+
+
+@cli.command()
+@click.option("--address", default=None, help="Cluster address (default: RAY_ADDRESS or 'auto').")
+def status(address: str | None) -> None:
+    """Nodes, resources used/total and pending demands of a running cluster."""
+    from solray._private import cluster_files
+    from solray._private.api import query_control
+
+    address = address or os.environ.get("SOLRAY_ADDRESS") or os.environ.get("RAY_ADDRESS") or "auto"
+    try:
+        info = cluster_files.resolve(address)
+        nodes = query_control(info["control_address"], info["token"], "get_nodes")
+    except (ConnectionError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"======== Cluster status: {info['control_address']} ========")
+    alive = [n for n in nodes if n.get("alive")]
+    dead = [n for n in nodes if not n.get("alive")]
+    click.echo(f"Node status\n Active: {len(alive)}\n Dead: {len(dead)}")
+    for n in alive:
+        click.echo(f"  {n['node_id'][:12]} {n['node_ip']}{' (head)' if n.get('is_head') else ''}")
+    click.echo("Resources (used / total)")
+    totals: dict = {}
+    avail: dict = {}
+    pending: dict = {}
+    for n in alive:
+        for k, v in n["resources_total"].items():
+            totals[k] = totals.get(k, 0) + v
+        for k, v in n["resources_available"].items():
+            avail[k] = avail.get(k, 0) + v
+        for shape, count in (n.get("pending_demands") or {}).items():
+            pending[shape] = pending.get(shape, 0) + count
+    for k in sorted(totals):
+        if k.startswith("node:"):
+            continue
+        used = totals[k] - avail.get(k, 0)
+        if k in ("memory", "object_store_memory"):
+            click.echo(f"  {used / 2**30:.2f}/{totals[k] / 2**30:.2f} GiB {k}")
+        else:
+            click.echo(f"  {used:g}/{totals[k]:g} {k}")
+    click.echo("Pending demands")
+    if not pending:
+        click.echo("  (no resource demands)")
+    for shape, count in pending.items():
+        click.echo(f"  {shape}: {count}+ pending tasks/actors")
+
+
+@cli.command()
+@click.option("--only", default=None, help="Run only the benchmarks whose name contains this.")
+def microbenchmark(only: str | None) -> None:
+    """Measure core operations (Ray-comparable names)."""
+    import solray
+    from solray._private import microbenchmark as mb
+
+    started = time.perf_counter()
+    for name, value, unit in mb.run(only=only):
+        click.echo(f"{name:<48} {value:>14,.2f} {unit}")
+    click.echo(f"(took {time.perf_counter() - started:.1f} s)")
+    if solray.is_initialized():
+        solray.shutdown()
+
+
+def main() -> None:
+    cli(prog_name="solray")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
