@@ -56,6 +56,8 @@ class Cluster:
         self.token = secrets.token_hex(16)
         self.session_root = launcher.new_session_dir(ROOT)
         self.head_node: Node | None = None
+        self.control_process: subprocess.Popen | None = None
+        self._control_address: str | None = None
         self.worker_nodes: set[Node] = set()
         self._next_ip = 2
         self._storage = os.path.join(self.session_root, "control.sqlite")
@@ -71,9 +73,25 @@ class Cluster:
 
     @property
     def address(self) -> str:
-        if self.head_node is None:
+        if self._control_address is None:
             raise RuntimeError("The cluster has no head node yet.")
-        return self.head_node.info["control_address"]
+        return self._control_address
+
+    def _start_control(self, port: int = 0) -> None:
+        """The control service runs in its own process so a test can kill and restart it
+        (head failure) while the head node's daemon and workers keep running."""
+        proc, info = launcher.start_node(
+            head=True,
+            control_only=True,
+            token=self.token,
+            session_dir=self.session_root,
+            resources={},
+            object_store_memory=0,
+            port=port,
+            storage=self._storage,
+        )
+        self.control_process = proc
+        self._control_address = info["control_address"]
 
     @property
     def gcs_address(self) -> str:
@@ -96,6 +114,9 @@ class Cluster:
     ) -> Node:
         """Start a node (the first one is the head) and return it."""
         head = self.head_node is None
+        if head and self.control_process is None:
+            self._start_control(port)
+            port = 0
         if node_ip_address is None:
             if head:
                 node_ip_address = "127.0.0.1"
@@ -106,15 +127,15 @@ class Cluster:
         session_dir = os.path.join(self.session_root, f"node-{node_ip_address}-{len(self.worker_nodes)}")
         os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
         proc, info = launcher.start_node(
-            head=head,
+            head=False,
             token=self.token,
             session_dir=session_dir,
             resources=total,
             object_store_memory=store,
             node_ip=node_ip_address,
             port=port,
-            control_address="" if head else self.address,
-            storage=self._storage if head else None,
+            control_address=self.address,
+            head_node=head,
         )
         node = Node(proc, info, head)
         if head:
@@ -134,14 +155,17 @@ class Cluster:
             self.worker_nodes.discard(node)
             self._wait_node(node.node_id, alive=False)
 
-    def restart_head(self) -> Node:
-        """Kill the head and start a new one on the same address and storage."""
-        old = self.head_node
-        port = int(old.info["control_address"].rsplit(":", 1)[1])
-        old.kill()
-        self.head_node = None
-        total = {}
-        return self.add_node(num_cpus=old.info.get("num_cpus", 1), port=port, **total)
+    def kill_head(self) -> None:
+        """Kill the control service (head failure); nodes and workers keep running."""
+        if self.control_process is not None and self.control_process.poll() is None:
+            self.control_process.kill()
+            self.control_process.wait(10)
+
+    def restart_head(self) -> None:
+        """Kill the control service and start a new one on the same address and storage."""
+        port = int(self.address.rsplit(":", 1)[1])
+        self.kill_head()
+        self._start_control(port)
 
     def _nodes(self) -> list[dict]:
         from solray._private.api import query_control
@@ -184,3 +208,4 @@ class Cluster:
         if self.head_node is not None:
             self.head_node.kill()
             self.head_node = None
+        self.kill_head()

@@ -39,6 +39,12 @@ class RuntimeContext:
         tid = self._worker.context.task_id
         return tid.hex() if tid else None
 
+    def get_task_name(self) -> str | None:
+        """The current task's name: its ``name`` option, else the function's name."""
+        if self._worker.context.task_id is None:
+            return None
+        return self._worker.context.task_name or None
+
     def get_actor_id(self) -> str | None:
         aid = self._worker.actor_id
         return aid.hex() if aid else None

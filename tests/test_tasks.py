@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 
+import psutil
 import pytest
 from helpers import Gate, arrive_and_wait, wait_for
 
 import solray as ray
-from solray.exceptions import RayTaskError, WorkerCrashedError
+from solray.exceptions import RayTaskError
 
 # ---------------------------------------------------------------------------- decoration
 
@@ -152,59 +153,6 @@ def hold(address):
     return "held"
 
 
-def test_infeasible_task_stays_pending_and_warns(ray_start, capfd):
-    ref = assigned.options(num_gpus=1).remote()
-    ready, not_ready = ray.wait([ref], timeout=0.3)
-    assert ready == [] and not_ready == [ref]
-    err = wait_for(lambda: capfd.readouterr().err, what="the infeasible warning")
-    while "GPU" not in err:
-        err += wait_for(lambda: capfd.readouterr().err, what="the infeasible warning")
-    assert "GPU: 1" in err and "CPU: 2" in err  # the demand and the cluster's resources
-    ray.cancel(ref)
-    with pytest.raises(ray.exceptions.TaskCancelledError):
-        ray.get(ref, timeout=30)
-
-
-def test_infeasible_custom_resource_warns(ray_start, capfd):
-    ref = assigned.options(resources={"tpu": 8}).remote()
-    err = ""
-    while "tpu" not in err:
-        err += wait_for(lambda: capfd.readouterr().err, what="the infeasible warning")
-    assert "tpu: 8" in err
-    ray.cancel(ref)
-
-
-@ray.remote(num_gpus=1)
-def gpu_task():
-    ctx = ray.get_runtime_context()
-    return os.environ.get("CUDA_VISIBLE_DEVICES"), ctx.get_accelerator_ids(), ray.get_gpu_ids()
-
-
-@pytest.mark.parametrize("ray_start_custom", [{"num_cpus": 2, "num_gpus": 2}], indirect=True)
-def test_gpu_tasks_see_their_devices(ray_start_custom):
-    assert ray.cluster_resources()["GPU"] == 2
-    with Gate() as gate:
-        # Two concurrent one-GPU tasks get different devices.
-        refs = [gpu_gated.remote(gate.address) for _ in range(2)]
-        gate.wait_arrivals(2)
-        gate.release()
-        results = ray.get(refs)
-    devices = sorted(r[0] for r in results)
-    assert devices == ["0", "1"]
-    for visible, accel, gpu_ids in results:
-        assert accel == {"GPU": [visible]}
-        assert [str(g) for g in gpu_ids] == [visible]
-    # a fractional GPU task also gets a device
-    visible, accel, _ = ray.get(gpu_task.options(num_gpus=0.5).remote())
-    assert visible in ("0", "1") and accel["GPU"] == [visible]
-
-
-@ray.remote(num_gpus=1)
-def gpu_gated(address):
-    arrive_and_wait(address)
-    return os.environ.get("CUDA_VISIBLE_DEVICES"), ray.get_runtime_context().get_accelerator_ids(), ray.get_gpu_ids()
-
-
 # ---------------------------------------------------------------------------- num_returns
 
 
@@ -308,38 +256,6 @@ def test_streaming_large_items(ray_shared):
 
 
 @ray.remote
-def crash_unless_marked(marker):
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)
-    return "survived"
-
-
-def test_worker_killed_mid_task_is_retried(ray_start, tmp_path):
-    marker = str(tmp_path / "attempted")
-    assert ray.get(crash_unless_marked.options(max_retries=1).remote(marker)) == "survived"
-
-
-def test_default_max_retries_retries(ray_start, tmp_path):
-    marker = str(tmp_path / "attempted")
-    assert ray.get(crash_unless_marked.remote(marker)) == "survived"
-
-
-@ray.remote
-def always_crash():
-    os._exit(1)
-
-
-def test_max_retries_zero_gives_worker_crashed(ray_start):
-    with pytest.raises(WorkerCrashedError):
-        ray.get(always_crash.options(max_retries=0).remote())
-    with pytest.raises(WorkerCrashedError):
-        ray.get(always_crash.options(max_retries=2).remote())
-    # the cluster still works
-    assert ray.get(add.remote(1, 1)) == 2
-
-
-@ray.remote
 def fail_n_times(counter_path, n, exc_type):
     with open(counter_path, "a+") as f:
         f.seek(0)
@@ -391,9 +307,11 @@ def test_max_calls_restarts_worker(ray_shared):
     f = my_pid.options(max_calls=1)
     pids = [ray.get(f.remote()) for _ in range(3)]
     assert len(set(pids)) == 3
-    f2 = my_pid.options(max_calls=2, num_cpus=4)  # num_cpus=4: one worker at a time
-    pids = [ray.get(f2.remote()) for _ in range(4)]
-    assert pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
+    # each worker exits after its call
+    wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), what="max_calls workers to exit")
+    f2 = my_pid.options(max_calls=2)
+    pids = ray.get([f2.remote() for _ in range(12)])
+    assert max(pids.count(p) for p in pids) <= 2
 
 
 def test_workers_are_reused_without_max_calls(ray_shared):
@@ -437,20 +355,6 @@ def test_runtime_env_env_vars_for_a_task(ray_shared):
     assert ray.get(g.remote("SOLRAY_TEST_A")) == ["2"]
 
 
-@pytest.mark.parametrize(
-    "ray_start_custom",
-    [{"num_cpus": 2, "runtime_env": {"env_vars": {"SOLRAY_JOB_VAR": "job", "SOLRAY_OVER": "job"}}}],
-    indirect=True,
-)
-def test_runtime_env_of_the_job(ray_start_custom):
-    assert ray.get(getenv.remote("SOLRAY_JOB_VAR")) == ["job"]
-    f = getenv.options(runtime_env={"env_vars": {"SOLRAY_OVER": "task"}})
-    assert ray.get(f.remote("SOLRAY_JOB_VAR", "SOLRAY_OVER")) == ["job", "task"]
-    assert "SOLRAY_JOB_VAR" not in os.environ  # the driver's own env is untouched
-
-
-# ---------------------------------------------------------------------------- scheduling
-
 
 def test_scheduling_strategies(ray_shared):
     for strategy in ("DEFAULT", "SPREAD"):
@@ -476,11 +380,6 @@ def nested(depth):
 def test_nested_tasks_four_levels(ray_shared):
     pids = ray.get(nested.remote(4))
     assert len(pids) == 5
-
-
-def test_nested_tasks_deeper_than_cpus(ray_start):
-    # 2 CPUs, 6 levels: blocked parents lend their CPU to their children.
-    assert len(ray.get(nested.remote(6))) == 7
 
 
 @ray.remote

@@ -33,3 +33,5 @@ NODE_DEATH_TIMEOUT_S = _env_float("SOLRAY_NODE_DEATH_TIMEOUT_S", 5.0)
 # Object transfer between nodes: chunk size and chunks in flight per pull.
 TRANSFER_CHUNK_BYTES = _env_int("SOLRAY_TRANSFER_CHUNK_BYTES", 8 * 1024 * 1024)
 TRANSFER_CHUNKS_IN_FLIGHT = _env_int("SOLRAY_TRANSFER_CHUNKS_IN_FLIGHT", 4)
+# How long nodes and workers keep trying to reach a restarted head before giving up.
+CONTROL_RECONNECT_TIMEOUT_S = _env_float("SOLRAY_CONTROL_RECONNECT_TIMEOUT_S", 60.0)

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from solray._private.control.storage import ControlStore
 from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
 from solray._private.scheduling.resources import describe, fits, normalize
 from solray._private.worker.task_spec import ACTOR_CREATION
@@ -70,9 +71,10 @@ class ActorRecord:
 
 
 class ControlService:
-    def __init__(self, token: str, host: str):
+    def __init__(self, token: str, host: str, storage: str | None = None):
         self.token = token
         self.host = host
+        self.store = ControlStore(storage)
         self.address = ""
         self.nodes: dict[str, dict] = {}
         self.node_conns: dict[str, Connection] = {}
@@ -86,6 +88,7 @@ class ControlService:
         self._handlers = {
             "register_node": self._h_register_node,
             "register_job": self._h_register_job,
+            "reattach_job": self._h_reattach_job,
             "create_actor": self._h_create_actor,
             "subscribe_actor": self._h_subscribe_actor,
             "get_actor_info": self._h_get_actor_info,
@@ -108,7 +111,60 @@ class ControlService:
         self._server = await serve(self.host, port, self.token, self._handle, name="control", on_close=self._on_close)
         self.address = f"{self.host}:{self._server.sockets[0].getsockname()[1]}"
         self._view_scheduled = False
+        self._restore()
         asyncio.get_running_loop().create_task(self._watch_heartbeats())
+
+    # ------------------------------------------------------------------ persistence
+    def _restore(self) -> None:
+        """Reload the tables a previous head wrote; reattach to actors that still live."""
+        for (ns, key), value in self.store.load("kv").items():
+            self.kv[(ns, key)] = value
+        for job_id, job in self.store.load("jobs").items():
+            self.jobs[job_id] = job
+            self._next_job = max(self._next_job, job_id + 1)
+        for actor_id, saved in self.store.load("actors").items():
+            rec = ActorRecord(saved["spec"])
+            for field in ("state", "address", "worker_id", "node_id", "num_restarts", "incarnation", "death", "no_restart", "pid"):
+                setattr(rec, field, saved.get(field))
+            self.actors[actor_id] = rec
+            if rec.name and rec.state != DEAD:
+                self.named[(rec.namespace, rec.name)] = actor_id
+            if rec.state == ALIVE:
+                asyncio.get_running_loop().create_task(self._reattach_actor(rec))
+        if self.actors or self.jobs:
+            logger.info("restored %d actors, %d jobs, %d KV entries", len(self.actors), len(self.jobs), len(self.kv))
+
+    async def _reattach_actor(self, rec: ActorRecord) -> None:
+        try:
+            host, port = rec.address.rsplit(":", 1)
+            conn = await connect(host, int(port), self.token, self._handle, name=f"actor {rec.class_name}")
+            await asyncio.wait_for(conn.request("ping"), 5)
+        except (OSError, asyncio.TimeoutError, RpcError):
+            await self._on_worker_lost(rec, rec.incarnation, "The actor's worker did not survive the head restart.")
+            return
+        rec.conn = conn
+        inc = rec.incarnation
+        conn._on_close = lambda c: asyncio.get_running_loop().create_task(
+            self._on_worker_lost(rec, inc, "The actor's worker process exited unexpectedly.")
+        )
+
+    def _save_actor(self, rec: ActorRecord) -> None:
+        self.store.put(
+            "actors",
+            rec.actor_id,
+            {
+                "spec": rec.spec,
+                "state": rec.state,
+                "address": rec.address,
+                "worker_id": rec.worker_id,
+                "node_id": rec.node_id,
+                "num_restarts": rec.num_restarts,
+                "incarnation": rec.incarnation,
+                "death": rec.death,
+                "no_restart": rec.no_restart,
+                "pid": rec.pid,
+            },
+        )
 
     # ------------------------------------------------------------------ membership
     def _h_heartbeat(self, conn: Connection, beat: dict) -> None:
@@ -199,6 +255,9 @@ class ControlService:
 
     # ------------------------------------------------------------------ nodes and jobs
     def _h_register_node(self, conn: Connection, info: dict) -> bool:
+        old = self.nodes.get(info["node_id"])
+        if old is not None and not old.get("alive") and old.get("death_time"):
+            raise ValueError(f"node {info['node_id']} was declared dead; it must restart as a new node")
         info = dict(info, alive=True, conn_time=time.time(), last_heartbeat=time.monotonic())
         self.nodes[info["node_id"]] = info
         self.node_conns[info["node_id"]] = conn
@@ -222,13 +281,23 @@ class ControlService:
             "runtime_env": p.get("runtime_env") or {},
         }
         self.job_conns[conn] = job_id
+        self.store.put("jobs", job_id, self.jobs[job_id])
         return {"job_id": job_id, "namespace": namespace}
+
+    def _h_reattach_job(self, conn: Connection, job_id: int) -> bool:
+        """A driver reconnected after a head restart: its job is alive again."""
+        self.job_conns[conn] = job_id
+        job = self.jobs.get(job_id)
+        if job is not None:
+            job["status"] = "RUNNING"
+        return job is not None
 
     def _finish_job(self, job_id: int) -> None:
         job = self.jobs.get(job_id)
         if job is not None:
             job["status"] = "SUCCEEDED"
             job["end_time"] = time.time()
+            self.store.put("jobs", job_id, job)
         for rec in list(self.actors.values()):
             if rec.job_id == job_id and not rec.detached and rec.state != DEAD:
                 rec.no_restart = True
@@ -271,6 +340,7 @@ class ControlService:
         self.actors[rec.actor_id] = rec
         if name:
             self.named[(ns, name)] = rec.actor_id
+        self._save_actor(rec)
         if spec.get("dep_error"):
             rec.no_restart = True
             self._set_dead(rec, {"message": "An argument of the actor's constructor failed.", "error": spec["dep_error"]})
@@ -385,6 +455,10 @@ class ControlService:
             rec.scheduling = False
             await self._on_worker_lost(rec, None, f"the actor's worker died during creation: {e}")
             return
+        if rec.state == DEAD:  # killed (or its job ended) while __init__ ran
+            node_conn.notify("kill_worker", grant["worker_id"])
+            conn.close()
+            return
         if reply.get("e"):
             node_conn.notify("kill_worker", grant["worker_id"])
             conn.close()
@@ -419,7 +493,7 @@ class ControlService:
         if rec.no_restart:
             self._set_dead(rec, {"message": "The actor was killed by solray.kill()."})
             return
-        if rec.max_restarts == -1 or rec.num_restarts < rec.max_restarts:
+        if self._may_restart(rec):
             rec.num_restarts += 1
             rec.state = RESTARTING
             self._publish(rec)
@@ -445,6 +519,7 @@ class ControlService:
         self._publish(rec)
 
     def _publish(self, rec: ActorRecord) -> None:
+        self._save_actor(rec)
         info = rec.info()
         for conn in list(rec.subscribers):
             conn.notify("actor_update", [rec.actor_id, info])
@@ -490,13 +565,22 @@ class ControlService:
         rec = self.actors.get(actor_id)
         if rec is None or rec.state == DEAD:
             return False
-        if no_restart:
+        # Publish the new state before replying: a caller's next call (sent after kill()
+        # returns) then waits for the new incarnation, or fails, instead of going to the
+        # worker being killed. Updates and this reply share the caller's connection.
+        if no_restart or not self._may_restart(rec):
             rec.no_restart = True
-        if rec.state == ALIVE:
             self._kill_actor_worker(rec)
-        elif no_restart:
             self._set_dead(rec, {"message": "The actor was killed by solray.kill()."})
+        elif rec.state == ALIVE:
+            rec.state = RESTARTING
+            self._publish(rec)
+            self._kill_actor_worker(rec)
         return True
+
+    @staticmethod
+    def _may_restart(rec: ActorRecord) -> bool:
+        return rec.max_restarts == -1 or rec.num_restarts < rec.max_restarts
 
     def _kill_actor_worker(self, rec: ActorRecord) -> None:
         node = self.node_conns.get(rec.node_id or "")
@@ -515,6 +599,7 @@ class ControlService:
         if k in self.kv and not overwrite:
             return False
         self.kv[k] = value
+        self.store.put("kv", list(k), value)
         return True
 
     def _h_kv_get(self, conn: Connection, p: list) -> bytes | None:
@@ -523,6 +608,7 @@ class ControlService:
 
     def _h_kv_del(self, conn: Connection, p: list) -> int:
         ns, key = p
+        self.store.delete("kv", [ns or "", key])
         return 1 if self.kv.pop((ns or "", key), None) is not None else 0
 
     def _h_kv_keys(self, conn: Connection, p: list) -> list:

@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 
 from solray._private import config, ids
-from solray._private.rpc.connection import Connection, connect, serve
+from solray._private.rpc.connection import Connection, RpcError, connect, serve
 from solray._private.scheduling.resources import NodeResources, describe, fits, normalize
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ class NodeDaemon:
         self._pulls: dict[bytes, asyncio.Future] = {}
         self.pulled_by: dict[bytes, set[str]] = {}  # oid -> daemon addresses holding copies
         self._last_heartbeat: dict | None = None
+        self.stopping = False
+        self.on_fatal = None
         self._server = None
         self._handlers = {
             "register_client": self._h_register_client,
@@ -150,12 +152,38 @@ class NodeDaemon:
         self._server = await serve(self.node_ip, port, self.token, self._handle, name="daemon", on_close=self._on_close)
         self.address = f"{self.node_ip}:{self._server.sockets[0].getsockname()[1]}"
         self._start_zygote()
-        host, cport = self.control_address.rsplit(":", 1)
-        self.control = await connect(host, int(cport), self.token, self._handle, name="control")
-        await self.control.request("register_node", self.node_info())
+        await self._connect_control()
         loop = asyncio.get_running_loop()
         loop.create_task(self._reap_idle_workers())
         loop.create_task(self._heartbeat_loop())
+
+    async def _connect_control(self) -> None:
+        host, cport = self.control_address.rsplit(":", 1)
+        self.control = await connect(
+            host, int(cport), self.token, self._handle, name="control", on_close=self._on_control_lost
+        )
+        await self.control.request("register_node", self.node_info())
+
+    def _on_control_lost(self, conn: Connection) -> None:
+        if not self.stopping:
+            asyncio.get_running_loop().create_task(self._reconnect_control())
+
+    async def _reconnect_control(self) -> None:
+        """The head went away: keep serving and rejoin when a head is back on its address."""
+        deadline = time.monotonic() + config.CONTROL_RECONNECT_TIMEOUT_S
+        while time.monotonic() < deadline and not self.stopping:
+            await asyncio.sleep(0.2)
+            try:
+                await self._connect_control()
+                logger.info("reconnected to the control service at %s", self.control_address)
+                return
+            except (OSError, RpcError) as e:
+                if isinstance(e, RpcError):
+                    logger.error("the control service refused this node: %s", e)
+                    break
+        logger.error("lost the control service for good; stopping this node")
+        if self.on_fatal is not None:
+            self.on_fatal()
 
     def node_info(self) -> dict:
         return {
@@ -250,6 +278,7 @@ class NodeDaemon:
                 w.pid = reply["pid"]
 
     def shutdown(self) -> None:
+        self.stopping = True
         for w in self.workers.values():
             if w.pid:
                 try:
@@ -299,6 +328,7 @@ class NodeDaemon:
             self.jobs[p["job_id"]] = {
                 "driver_address": p["address"],
                 "runtime_env": p.get("runtime_env") or {},
+                "sys_path": p.get("sys_path") or [],
             }
             # Warm the pool so the first tasks do not wait for forks.
             n = int(self.resources.total.get("CPU", 0))
@@ -334,6 +364,7 @@ class NodeDaemon:
                 "driver_address": job.get("driver_address"),
                 "env_vars": job_env,
                 "runtime_env": job.get("runtime_env") or {},
+                "sys_path": job.get("sys_path") or [],
             }
         )
         return w

@@ -22,6 +22,8 @@ from solray._private.node.daemon import NodeDaemon
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--head", action="store_true")
+    p.add_argument("--control-only", action="store_true", help="run only the control service")
+    p.add_argument("--head-node", action="store_true", help="a head node whose control service runs apart")
     p.add_argument("--embedded", action="store_true")
     p.add_argument("--node-ip", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -40,9 +42,12 @@ async def run(args: argparse.Namespace) -> None:
     control = None
     control_address = args.control_address
     if args.head:
-        control = ControlService(token, args.node_ip)
+        control = ControlService(token, args.node_ip, storage=args.storage)
         await control.start(args.port)
         control_address = control.address
+    if args.control_only:
+        await _serve_control_only(args, control)
+        return
     daemon = NodeDaemon(
         token=token,
         node_ip=args.node_ip,
@@ -50,11 +55,12 @@ async def run(args: argparse.Namespace) -> None:
         session_dir=args.session_dir,
         resources=json.loads(args.resources),
         object_store_memory=args.object_store_memory,
-        is_head=args.head,
+        is_head=args.head or args.head_node,
     )
-    await daemon.start()
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
+    daemon.on_fatal = lambda: stop.done() or stop.set_result(None)
+    await daemon.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
     if args.embedded:
@@ -77,6 +83,16 @@ async def run(args: argparse.Namespace) -> None:
         daemon.shutdown()
 
 
+async def _serve_control_only(args: argparse.Namespace, control: ControlService) -> None:
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    print(json.dumps({"control_address": control.address, "pid": os.getpid()}), flush=True)
+    await stop
+    control.store.close()
+
+
 def _on_stdin(stop: asyncio.Future) -> None:
     if not os.read(sys.stdin.fileno(), 4096) and not stop.done():
         stop.set_result(None)
@@ -86,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.makedirs(os.path.join(args.session_dir, "logs"), exist_ok=True)
     logging.basicConfig(
-        filename=os.path.join(args.session_dir, "logs", "head.log" if args.head else "node.log"),
+        filename=os.path.join(
+            args.session_dir, "logs", "control.log" if args.control_only else "head.log" if args.head else "node.log"
+        ),
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

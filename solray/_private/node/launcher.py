@@ -55,6 +55,8 @@ def start_node(
     storage: str | None = None,
     dashboard_port: int | None = None,
     spill_dir: str | None = None,
+    control_only: bool = False,
+    head_node: bool = False,
 ) -> tuple[subprocess.Popen, dict]:
     """Start a node process; return it and the JSON line it prints once serving."""
     cmd = [
@@ -67,8 +69,12 @@ def start_node(
     ]
     if head:
         cmd.append("--head")
+        if control_only:
+            cmd.append("--control-only")
     else:
         cmd += ["--control-address", control_address]
+        if head_node:
+            cmd.append("--head-node")
     if embedded:
         cmd.append("--embedded")
     if storage:

@@ -67,6 +67,11 @@ class ActorTaskSubmitter:
         fut = self.worker.control.request("subscribe_actor", st.actor_id)
         fut.add_done_callback(lambda f: self._on_subscribed(st, f))
 
+    def resubscribe_all(self) -> None:
+        for st in self.actors.values():
+            if st.state != DEAD:
+                self._subscribe(st)
+
     def _on_subscribed(self, st: ActorState, fut) -> None:
         if fut.cancelled() or fut.exception() is not None:
             st.subscribed = False

@@ -167,6 +167,9 @@ class CoreWorker:
                 "pid": os.getpid(),
                 "job_id": self.job_id,
                 "runtime_env": self.runtime_env,
+                # Workers import the driver's modules by reference, as Ray's do: they get
+                # the driver's import path (its script's folder, a test's rootdir...).
+                "sys_path": list(sys.path) if self.mode == DRIVER else None,
                 **hello_extra,
             },
         )
@@ -199,7 +202,29 @@ class CoreWorker:
 
     def _on_control_lost(self, conn: Connection) -> None:
         if not self.shutting_down:
-            logger.debug("lost connection to the control service")
+            logger.debug("lost connection to the control service; reconnecting")
+            self.loop.create_task(self._reconnect_control())
+
+    async def _reconnect_control(self) -> None:
+        """Survive a head restart: reconnect, reattach the job, resubscribe to actors."""
+        from solray._private import config
+
+        host, port = self.control_address.rsplit(":", 1)
+        deadline = time.monotonic() + config.CONTROL_RECONNECT_TIMEOUT_S
+        while time.monotonic() < deadline and not self.shutting_down:
+            await asyncio.sleep(0.2)
+            try:
+                self.control = await connect(
+                    host, int(port), self.token, self._handle, name="control", on_close=self._on_control_lost
+                )
+                if self.mode == DRIVER:
+                    await self.control.request("reattach_job", self.job_id)
+                break
+            except OSError:
+                continue
+        else:
+            return
+        self.actor_submitter.resubscribe_all()
 
     # ------------------------------------------------------------------ threading helpers
     def in_loop_thread(self) -> bool:

@@ -39,6 +39,10 @@ class ActorExit(Exception):
     """Raised by ``exit_actor()``: finish the current call, then exit without restart."""
 
 
+class _AlreadyExited(Exception):
+    """A call reached an actor that is exiting: it fails with ``ActorDiedError``, unrun."""
+
+
 class Executor:
     def __init__(self, worker: CoreWorker):
         self.worker = worker
@@ -51,6 +55,7 @@ class Executor:
         self.group_semaphores: dict[str, asyncio.Semaphore] = {}
         self.method_groups: dict[str, str] = {}
         self.calls = 0
+        self.exiting = False  # set once exit_actor()/__ray_terminate__ ran: run nothing more
         self.cancelled: set[bytes] = set()
         self.main_task: bytes | None = None
         self.async_tasks: dict[bytes, asyncio.Task] = {}
@@ -120,6 +125,8 @@ class Executor:
             self.main_task = task_id
         exit_after = False
         try:
+            if self.exiting and msg["k"] == ACTOR_TASK:
+                raise _AlreadyExited
             if task_id in self.cancelled:
                 raise KeyboardInterrupt
             self._apply_resources(msg)
@@ -137,7 +144,10 @@ class Executor:
             del pins
         except KeyboardInterrupt:
             reply = self._package_error(msg, exceptions.TaskCancelledError(task_id.hex()), cancelled=True)
+        except _AlreadyExited:
+            reply = self._package_exited(msg)
         except ActorExit:
+            self.exiting = True
             reply = self._package(conn, msg, None)
             exit_after = True
         except BaseException as e:  # noqa: BLE001 - user code may raise anything
@@ -162,6 +172,8 @@ class Executor:
             self.worker.context.task_id = task_id
             exit_after = False
             try:
+                if self.exiting:
+                    raise _AlreadyExited
                 if task_id in self.cancelled:
                     raise asyncio.CancelledError
                 args, kwargs = self._load_args(msg)
@@ -182,7 +194,10 @@ class Executor:
                 ) if _may_block(msg, result) else self._package(conn, msg, result)
             except asyncio.CancelledError:
                 reply = self._package_error(msg, exceptions.TaskCancelledError(task_id.hex()), cancelled=True)
+            except _AlreadyExited:
+                reply = self._package_exited(msg)
             except (ActorExit, exceptions.AsyncioActorExit):
+                self.exiting = True
                 reply = self._package(conn, msg, None)
                 exit_after = True
             except BaseException as e:  # noqa: BLE001
@@ -359,6 +374,15 @@ class Executor:
         if cancelled:
             reply["cancelled"] = 1
         return reply
+
+    def _package_exited(self, msg: dict) -> dict:
+        """The reply to a call that arrived after the actor decided to exit."""
+        err = exceptions.ActorDiedError(
+            error_msg=f"The actor {(self.worker.actor_id or b'').hex()} exited (exit_actor() or "
+            f"__ray_terminate__) before it could run {msg['n']}.",
+            actor_id=(self.worker.actor_id or b"").hex(),
+        )
+        return self._package_error(msg, err, cancelled=True)
 
     def _task_error(self, msg: dict, exc: BaseException) -> exceptions.RayTaskError:
         name = msg["n"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 from solray._private.worker import logs, state
 from solray._private.worker.core_worker import WORKER, CoreWorker
@@ -15,6 +16,9 @@ def worker_main(cfg: dict) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.update(cfg.get("env_vars") or {})
+    # The driver's import path first, so modules next to the driver's script resolve.
+    missing = [p for p in cfg.get("sys_path") or () if p not in sys.path]
+    sys.path[:0] = missing
     os.environ["SOLRAY_WORKER_ID"] = cfg["worker_id"]
     pid = os.getpid()
     current = {}
