@@ -282,6 +282,8 @@ def wait(
     for r in object_refs:
         if not isinstance(r, ObjectRef):
             raise TypeError(f"wait() expected a list of ObjectRef, got list containing {type(r).__name__}")
+    if not object_refs:
+        return [], []  # as Ray: nothing to wait for is not an error
     if len({r.binary() for r in object_refs}) != len(object_refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:

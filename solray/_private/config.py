@@ -35,3 +35,6 @@ TRANSFER_CHUNK_BYTES = _env_int("SOLRAY_TRANSFER_CHUNK_BYTES", 8 * 1024 * 1024)
 TRANSFER_CHUNKS_IN_FLIGHT = _env_int("SOLRAY_TRANSFER_CHUNKS_IN_FLIGHT", 4)
 # How long nodes and workers keep trying to reach a restarted head before giving up.
 CONTROL_RECONNECT_TIMEOUT_S = _env_float("SOLRAY_CONTROL_RECONNECT_TIMEOUT_S", 60.0)
+# Memory monitor: above this fraction of node memory in use, the newest task is killed.
+MEMORY_USAGE_THRESHOLD = _env_float("SOLRAY_MEMORY_USAGE_THRESHOLD", 0.95)
+MEMORY_MONITOR_INTERVAL_S = _env_float("SOLRAY_MEMORY_MONITOR_INTERVAL_S", 0.25)

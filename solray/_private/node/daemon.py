@@ -95,6 +95,7 @@ class NodeDaemon:
         node_id: str | None = None,
         is_head: bool = False,
         labels: dict | None = None,
+        spill_dir: str | None = None,
     ):
         self.token = token
         self.node_id = node_id or ids.new_id().hex()
@@ -127,6 +128,10 @@ class NodeDaemon:
         self._last_heartbeat: dict | None = None
         self.stopping = False
         self.on_fatal = None
+        self.spill_dir = spill_dir or os.path.join(session_dir, "spill")
+        self.spilled: dict[bytes, tuple[int, str, str]] = {}  # oid -> (size, owner, file)
+        self.spilled_bytes_total = 0
+        self.restored_bytes_total = 0
         self._server = None
         self._handlers = {
             "register_client": self._h_register_client,
@@ -142,6 +147,7 @@ class NodeDaemon:
             "cluster_view": self._h_cluster_view,
             "pull_object": self._h_pull_object,
             "read_chunk": self._h_read_chunk,
+            "restore_object": self._h_restore_object,
             "ping": lambda conn, p: "pong",
         }
 
@@ -156,6 +162,7 @@ class NodeDaemon:
         loop = asyncio.get_running_loop()
         loop.create_task(self._reap_idle_workers())
         loop.create_task(self._heartbeat_loop())
+        loop.create_task(self._memory_monitor())
 
     async def _connect_control(self) -> None:
         host, cport = self.control_address.rsplit(":", 1)
@@ -194,6 +201,9 @@ class NodeDaemon:
             "resources_available": self.resources.available,
             "object_store_memory": self.object_store_memory,
             "object_store_used": self.object_bytes,
+            "spilled_bytes": sum(v[0] for v in self.spilled.values()),
+            "spilled_bytes_total": self.spilled_bytes_total,
+            "restored_bytes_total": self.restored_bytes_total,
             "is_head": self.is_head,
             "labels": self.labels,
             "shm_dir": self.shm_dir,
@@ -226,6 +236,35 @@ class NodeDaemon:
                 self._last_heartbeat = {**beat, "available": dict(self.resources.available)}
                 self.control.notify("heartbeat", beat)
                 last_sent = now
+
+    async def _memory_monitor(self) -> None:
+        """Above the memory threshold, kill the newest retriable task so the node survives."""
+        import psutil
+
+        while True:
+            await asyncio.sleep(config.MEMORY_MONITOR_INTERVAL_S)
+            mem = psutil.virtual_memory()
+            used = (mem.total - mem.available) / mem.total
+            if used < config.MEMORY_USAGE_THRESHOLD:
+                continue
+            victims = [
+                lease for lease in self.leases.values()
+                if not lease.for_actor and lease.worker is not None and lease.worker.pid and lease.worker.conn
+            ]
+            if not victims:
+                continue
+            lease = victims[-1]  # newest grant
+            msg = (
+                f"Task was killed due to the node running low on memory: memory on node "
+                f"{self.node_id} ({self.node_ip}) was {(mem.total - mem.available) / 2**30:.2f} GiB / "
+                f"{mem.total / 2**30:.2f} GiB ({used:.0%}), above the threshold "
+                f"{config.MEMORY_USAGE_THRESHOLD:.0%}. The worker (pid={lease.worker.pid}) running the "
+                "newest task was killed. Reduce the memory the tasks use or add memory to the node "
+                "(set SOLRAY_MEMORY_USAGE_THRESHOLD to change the threshold)."
+            )
+            logger.warning(msg)
+            lease.owner.notify("oom_killed", [lease.lease_id, msg])
+            self._kill(lease.worker)
 
     def _h_cluster_view(self, conn: Connection, view: dict) -> None:
         self.cluster_view = view
@@ -292,6 +331,7 @@ class NodeDaemon:
             except Exception:
                 pass
         shutil.rmtree(self.shm_dir, ignore_errors=True)
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ dispatch
     def _handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
@@ -616,26 +656,86 @@ class NodeDaemon:
                     self._kill(w)
 
     # ------------------------------------------------------------------ objects
-    def _h_alloc_object(self, conn: Connection, p: list) -> str:
+    def _h_alloc_object(self, conn: Connection | None, p: list) -> str:
         oid, size, owner = p
         if oid in self.objects:
             return "ok"
+        if size > self.object_store_memory:
+            return (
+                f"Failed to put object {oid.hex()} of {size / 2**20:.1f} MiB into the object store: "
+                f"it is larger than the whole store ({self.object_store_memory / 2**20:.1f} MiB). "
+                "Start the cluster with a larger object_store_memory."
+            )
+        if self.object_bytes + size > self.object_store_memory:
+            self._spill_until(self.object_store_memory - size, keep=oid)
         if self.object_bytes + size > self.object_store_memory:
             return (
                 f"Failed to put object {oid.hex()} of {size / 2**20:.1f} MiB into the object "
                 f"store: {self.object_bytes / 2**20:.1f} MiB of {self.object_store_memory / 2**20:.1f} "
-                "MiB are in use by objects that are still referenced. Free references "
-                "(del the ObjectRefs) or start the cluster with a larger object_store_memory."
+                "MiB are in use by objects that are still referenced and could not be spilled. "
+                "Free references (del the ObjectRefs) or start the cluster with a larger "
+                "object_store_memory."
             )
         self.objects[oid] = (size, owner)
         self.object_bytes += size
         return "ok"
+
+    # ------------------------------------------------------------------ spilling
+    def _spill_until(self, target_bytes: int, keep: bytes | None = None) -> None:
+        """Move the oldest complete objects to disk until the store holds ``target_bytes``."""
+        os.makedirs(self.spill_dir, exist_ok=True)
+        for oid in list(self.objects):
+            if self.object_bytes <= target_bytes:
+                return
+            if oid == keep or oid in self._pulls:
+                continue
+            src = self._path(oid)
+            if not os.path.exists(src):  # still being written
+                continue
+            size, owner = self.objects[oid]
+            dst = os.path.join(self.spill_dir, oid.hex())
+            try:
+                shutil.copyfile(src, dst)
+            except OSError as e:
+                logger.error("spilling %s failed: %s", oid.hex(), e)
+                return
+            os.unlink(src)
+            del self.objects[oid]
+            self.object_bytes -= size
+            self.spilled[oid] = (size, owner, dst)
+            self.spilled_bytes_total += size
+
+    def _h_restore_object(self, conn: Connection | None, oid: bytes) -> str:
+        """Bring a spilled object back into shared memory; return its path."""
+        path = self._path(oid)
+        if oid in self.objects and os.path.exists(path):
+            return path
+        entry = self.spilled.get(oid)
+        if entry is None:
+            raise FileNotFoundError(f"object {oid.hex()} is neither in shared memory nor spilled on this node")
+        size, owner, spill_path = entry
+        verdict = self._h_alloc_object(None, [oid, size, owner])
+        if verdict != "ok":
+            raise MemoryError(verdict)
+        tmp = path + ".w"
+        shutil.copyfile(spill_path, tmp)
+        os.rename(tmp, path)
+        del self.spilled[oid]
+        os.unlink(spill_path)
+        self.restored_bytes_total += size
+        return path
 
     def _h_free_objects(self, conn: Connection | None, oids: list) -> None:
         forward: dict[str, list] = {}
         for oid in oids:
             for addr in self.pulled_by.pop(oid, ()):
                 forward.setdefault(addr, []).append(oid)
+            spilled = self.spilled.pop(oid, None)
+            if spilled is not None:
+                try:
+                    os.unlink(spilled[2])
+                except FileNotFoundError:
+                    pass
             entry = self.objects.pop(oid, None)
             if entry is None:
                 continue
@@ -723,7 +823,8 @@ class NodeDaemon:
 
         oid, offset, length, requester = p
         self.pulled_by.setdefault(oid, set()).add(requester)
-        fd = os.open(self._path(oid), os.O_RDONLY)
+        path = self._path(oid) if oid in self.objects else self._h_restore_object(None, oid)
+        fd = os.open(path, os.O_RDONLY)
         try:
             data = os.pread(fd, length, offset)
         finally:

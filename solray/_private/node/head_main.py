@@ -56,6 +56,7 @@ async def run(args: argparse.Namespace) -> None:
         resources=json.loads(args.resources),
         object_store_memory=args.object_store_memory,
         is_head=args.head or args.head_node,
+        spill_dir=args.spill_dir,
     )
     loop = asyncio.get_running_loop()
     stop = loop.create_future()

@@ -43,14 +43,16 @@ def layout(so: SerializedObject) -> tuple[bytes, list, int]:
 
 
 def write(path: str, so: SerializedObject) -> int:
+    """Write the object under a temporary name and rename it: a file at ``path`` is complete."""
     prefix, offsets, total = layout(so)
+    final, path = path, path + ".w"
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
         if total > (1 << 20):
             # Allocating all pages up front is ~3x faster on tmpfs than faulting them in.
             os.posix_fallocate(fd, 0, total)
         _pwrite_all(fd, memoryview(prefix), 0)
-        for b, (off, _n) in zip(so.buffers, offsets):
+        for b, (off, _n) in zip(so.buffers, offsets, strict=True):
             _pwrite_all(fd, b.cast("B") if b.format != "B" else b, off)
         os.ftruncate(fd, total)
     except BaseException:
@@ -61,6 +63,7 @@ def write(path: str, so: SerializedObject) -> int:
             pass
         raise
     os.close(fd)
+    os.rename(path, final)
     return total
 
 

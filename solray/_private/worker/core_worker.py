@@ -102,6 +102,7 @@ class CoreWorker:
         self._peer_connecting: dict[str, asyncio.Future] = {}
         self._pending_frees: list = []
         self.node_addresses: dict[str, str] = {}
+        self.reconstructions = 0
         self._put_scope = ids.new_id()
         self._put_index = 0
         self._put_lock = threading.Lock()
@@ -299,6 +300,8 @@ class CoreWorker:
             "logs": self._h_logs,
             "actor_update": self.actor_submitter.on_actor_update,
             "infeasible": self._h_infeasible,
+            "oom_killed": self.submitter.on_oom_killed,
+            "reconstruct_object": self._h_reconstruct_object,
             "ping": lambda p: "pong",
         }
 
@@ -413,6 +416,9 @@ class CoreWorker:
             return
         # A pending task's return is dropped too: its reply then finds no entry and frees it.
         self.store.pop(oid)
+        spec = self.submitter.lineage.get(ids.task_id_of(oid))
+        if spec is not None and not any(self.store.get(r) for r in spec.return_refs):
+            del self.submitter.lineage[spec.task_id]
         if e.location is not None:
             self.free_shm([(oid, e.location[0])])
 
@@ -459,7 +465,12 @@ class CoreWorker:
         """Path of the object's file on this node, pulling a copy from its node if needed."""
         node_id, path, size = location
         if node_id == self.node_id:
-            return path
+            if os.path.exists(path):
+                return path
+            try:  # spilled to disk: the daemon restores it
+                return self.run_sync(_await(self.daemon.request("restore_object", oid or bytes.fromhex(os.path.basename(path)))))
+            except Exception as e:
+                raise exceptions.ObjectLostError((oid or b"").hex(), owner) from e
         oid = oid or bytes.fromhex(os.path.basename(path))
         try:
             return self.run_sync(_await(self.daemon.request("pull_object", [oid, node_id, size, owner])))
@@ -622,7 +633,16 @@ class CoreWorker:
         e = self.store.get(oid)
         if e is None:
             raise exceptions.ObjectLostError(oid.hex(), ref.owner_address())
-        value = self._deserialize_entry(oid, e)
+        for _attempt in range(3):
+            try:
+                value = self._deserialize_entry(oid, e)
+                break
+            except exceptions.ObjectLostError:
+                if not self._recover(ref, e):
+                    raise
+                e = self.store.get(oid)
+        else:
+            raise exceptions.ObjectReconstructionFailedError(oid.hex(), ref.owner_address())
         if e.is_error:
             raise _as_raisable(value)
         return value
@@ -641,6 +661,62 @@ class CoreWorker:
             e.mapped = mapped
         meta, data, bufs = mapped
         return serializer.deserialize(meta, data, bufs)
+
+    # ------------------------------------------------------------------ lost objects
+    def _recover(self, ref: ObjectRef, e: Entry) -> bool:
+        """The value's copy is gone: rebuild it (owner) or ask the owner to (borrower)."""
+        oid = ref.binary()
+        if e.owned:
+            if not self.reconstruct(oid):
+                return False
+            self.wait_ready([ref], 1, None)
+            return True
+        owner = ref.owner_address()
+        try:
+            reply = self.run_sync(self._ask_reconstruct(owner, oid))
+        except Exception:
+            return False
+        if reply is None:
+            return False
+        self.store.set_ready(oid, location=reply)
+        return True
+
+    async def _ask_reconstruct(self, owner: str, oid: bytes):
+        conn = await self.peer(owner)
+        return await conn.request("reconstruct_object", oid)
+
+    def reconstruct(self, oid: bytes) -> bool:
+        spec = self.submitter.lineage.get(ids.task_id_of(oid))
+        if spec is None or spec.retries_left == 0:
+            return False
+        if spec.retries_left > 0:
+            spec.retries_left -= 1
+        spec.attempt += 1
+        self.reconstructions += 1
+        for r in spec.return_refs:
+            self.store.reset(r)
+        self.schedule(lambda: self.submitter.resubmit(spec))
+        return True
+
+    async def _h_reconstruct_object(self, oid: bytes):
+        e = self.store.get(oid)
+        if e is None or not e.owned:
+            return None
+        if e.ready:
+            if e.location is not None and e.location[0] != self.node_id and not await self._node_alive(e.location[0]):
+                if not self.reconstruct(oid):
+                    return None
+            else:
+                return e.location
+        fut = self.loop.create_future()
+        if self.store.add_callback(oid, lambda _e: self.loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))):
+            await fut
+        e = self.store.get(oid)
+        return e.location if e is not None and not e.is_error else None
+
+    async def _node_alive(self, node_id: str) -> bool:
+        nodes = await self.control.request("get_nodes")
+        return any(n["node_id"] == node_id and n.get("alive") for n in nodes)
 
     def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()

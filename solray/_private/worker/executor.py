@@ -23,6 +23,7 @@ from solray import exceptions
 from solray._private.config import INLINE_OBJECT_MAX_BYTES
 from solray._private.objects import shm_store
 from solray._private.objects.object_ref import DynamicObjectRefGenerator, ObjectRef
+from solray._private.rpc.connection import RpcError
 from solray._private.serialization import serializer
 from solray._private.worker.task_spec import ACTOR_CREATION, ACTOR_TASK, NORMAL_TASK, ArgDep
 
@@ -56,6 +57,8 @@ class Executor:
         self.method_groups: dict[str, str] = {}
         self.calls = 0
         self.exiting = False  # set once exit_actor()/__ray_terminate__ ran: run nothing more
+        self._active_calls = 0  # actor calls received and not yet replied to (IO loop only)
+        self._exit_started = False
         self.cancelled: set[bytes] = set()
         self.main_task: bytes | None = None
         self.async_tasks: dict[bytes, asyncio.Task] = {}
@@ -68,6 +71,9 @@ class Executor:
     def handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
         if method == "push_task":
             fut = self.worker.loop.create_future()
+            if payload["k"] == ACTOR_TASK:
+                self._active_calls += 1
+                fut.add_done_callback(self._actor_call_done)
             self._route(conn, payload, fut)
             return fut
         if method == "cancel_task":
@@ -148,8 +154,7 @@ class Executor:
             reply = self._package_exited(msg)
         except ActorExit:
             self.exiting = True
-            reply = self._package(conn, msg, None)
-            exit_after = True
+            reply = self._package_exited(msg, by_this_call=True)
         except BaseException as e:  # noqa: BLE001 - user code may raise anything
             reply = self._package_error(msg, e)
         finally:
@@ -170,7 +175,6 @@ class Executor:
         sem = self.group_semaphores.get(group) or self.group_semaphores[""]
         async with sem:
             self.worker.context.task_id = task_id
-            exit_after = False
             try:
                 if self.exiting:
                     raise _AlreadyExited
@@ -198,15 +202,12 @@ class Executor:
                 reply = self._package_exited(msg)
             except (ActorExit, exceptions.AsyncioActorExit):
                 self.exiting = True
-                reply = self._package(conn, msg, None)
-                exit_after = True
+                reply = self._package_exited(msg, by_this_call=True)
             except BaseException as e:  # noqa: BLE001
                 reply = self._package_error(msg, e)
             finally:
                 self.cancelled.discard(task_id)
         self._send_reply(fut, reply)
-        if exit_after:
-            self._exit_soon(intended=True)
 
     def _send_reply(self, fut: asyncio.Future, reply: dict) -> None:
         def set_reply():
@@ -248,7 +249,7 @@ class Executor:
 
     def _load_dep(self, wire: list, owner: str) -> Any:
         if wire[0] is None:
-            path = self.worker.local_path(b"", wire[1], owner) if wire[1][0] != self.worker.node_id else wire[1][1]
+            path = self.worker.local_path(b"", wire[1], owner)
             meta, data, bufs = shm_store.read(path)
         else:
             meta, data, bufs = wire
@@ -375,13 +376,18 @@ class Executor:
             reply["cancelled"] = 1
         return reply
 
-    def _package_exited(self, msg: dict) -> dict:
-        """The reply to a call that arrived after the actor decided to exit."""
-        err = exceptions.ActorDiedError(
-            error_msg=f"The actor {(self.worker.actor_id or b'').hex()} exited (exit_actor() or "
-            f"__ray_terminate__) before it could run {msg['n']}.",
-            actor_id=(self.worker.actor_id or b"").hex(),
-        )
+    def _package_exited(self, msg: dict, by_this_call: bool = False) -> dict:
+        """The reply to the call that exited the actor, or to one that came after it.
+
+        As in Ray, the caller of the exiting call observes the actor's death rather than
+        a return value, and calls that had not started fail the same way.
+        """
+        aid = (self.worker.actor_id or b"").hex()
+        if by_this_call:
+            text = f"The actor {aid} exited intentionally: {msg['n']} called exit_actor()."
+        else:
+            text = f"The actor {aid} exited intentionally (exit_actor() or __ray_terminate__) before it could run {msg['n']}."
+        err = exceptions.ActorDiedError(error_msg=text, actor_id=aid)
         return self._package_error(msg, err, cancelled=True)
 
     def _task_error(self, msg: dict, exc: BaseException) -> exceptions.RayTaskError:
@@ -414,6 +420,24 @@ class Executor:
         if last and self.actor is None:
             self.worker.daemon_notify("worker_unblocked", self.worker.worker_id)
 
+    def _actor_call_done(self, _fut: asyncio.Future) -> None:
+        self._active_calls -= 1
+        if self.exiting and self._active_calls == 0 and not self._exit_started:
+            # Every call that was running has replied; the queued ones failed fast.
+            self._exit_started = True
+            self.worker.loop.create_task(self._exit_intended())
+
+    async def _exit_intended(self) -> None:
+        """Tell the control service the exit is intended (so no restart), run atexit, exit."""
+        control = self.worker.control
+        if self.worker.actor_id is not None and control is not None:
+            try:
+                await asyncio.wait_for(control.request("actor_exiting", self.worker.actor_id), 10)
+            except (ConnectionError, RpcError, asyncio.TimeoutError):
+                pass
+        await asyncio.get_running_loop().run_in_executor(None, _run_atexit_handlers)
+        self._exit(0)
+
     def _exit_soon(self, intended: bool) -> None:
         def go():
             if intended and self.worker.actor_id is not None and self.worker.control is not None:
@@ -429,6 +453,15 @@ class Executor:
             flush_logs()
         finally:
             os._exit(code)
+
+
+def _run_atexit_handlers() -> None:
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    except Exception:  # noqa: BLE001 - a failing handler must not keep the actor alive
+        logger.exception("an atexit handler of the actor failed")
 
 
 def _iterate(result: Any):

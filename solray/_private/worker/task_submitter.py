@@ -104,6 +104,8 @@ def _stored_error(worker: CoreWorker, ref) -> BaseException:
 class NormalTaskSubmitter:
     def __init__(self, worker: CoreWorker):
         self.worker = worker
+        self.oom_kills: dict[str, str] = {}  # lease_id -> why the daemon killed its worker
+        self.lineage: dict[bytes, TaskSpec] = {}  # finished tasks whose returns may need rebuilding
         self.keys: dict[Any, KeyState] = {}
         self.running: dict[bytes, TaskSpec] = {}  # task_id -> spec, submitted and not finished
 
@@ -273,13 +275,12 @@ class NormalTaskSubmitter:
                 spec.attempt += 1
                 ks.queue.appendleft(spec)
             else:
-                self._finish_failed(
-                    spec,
-                    exceptions.WorkerCrashedError(
-                        f"The worker running task {spec.name} died unexpectedly "
-                        f"(the task was tried {spec.attempt + 1} times)."
-                    ),
-                )
+                oom = self.oom_kills.pop(lease.lease_id, None)
+                if oom is not None:
+                    self._finish_failed(spec, exceptions.OutOfMemoryError(f"Task {spec.name}: {oom}"))
+                else:
+                    self.worker.loop.create_task(self._fail_crashed(spec, lease))
+            self.oom_kills.pop(lease.lease_id, None)
             self._pump(ks)
             return
         reply = fut.result()
@@ -295,7 +296,51 @@ class NormalTaskSubmitter:
             return
         self.running.pop(spec.task_id, None)
         self.worker.complete_task(spec, reply)
+        if any(v[0] is None for v in reply.get("r", ())):
+            # Values in shared memory can be lost with their node: keep the recipe.
+            self.lineage[spec.task_id] = spec
         self._pump(ks)
+
+    def resubmit(self, spec: TaskSpec) -> None:
+        """Run a finished task again to rebuild its lost returns (lineage reconstruction)."""
+        self.running[spec.task_id] = spec
+        ks = self.keys[spec.sched_key]
+        spec.worker_address = None
+
+        def resolved(error):
+            if error is not None:
+                self._finish_failed(spec, error)
+            else:
+                ks.queue.append(spec)
+                self._pump(ks)
+
+        resolve_dependencies(self.worker, spec, resolved)
+
+    def on_oom_killed(self, payload: list) -> None:
+        lease_id, message = payload
+        self.oom_kills[lease_id] = message
+
+    async def _fail_crashed(self, spec: TaskSpec, lease: Lease) -> None:
+        """Out of retries: NodeDiedError if the worker's node is gone, else WorkerCrashedError."""
+        tries = f"(the task was tried {spec.attempt + 1} times)"
+        if lease.node_id != self.worker.node_id:
+            try:
+                nodes = await self.worker.control.request("get_nodes")
+                node = next((n for n in nodes if n["node_id"] == lease.node_id), None)
+                if node is not None and not node.get("alive"):
+                    self._finish_failed(
+                        spec,
+                        exceptions.NodeDiedError(
+                            f"The node {lease.node_id} ({node['node_ip']}) running task {spec.name} died {tries}."
+                        ),
+                    )
+                    return
+            except (ConnectionError, RpcError):
+                pass
+        self._finish_failed(
+            spec,
+            exceptions.WorkerCrashedError(f"The worker running task {spec.name} died unexpectedly {tries}."),
+        )
 
     def _should_retry_app_error(self, spec: TaskSpec, reply: dict) -> bool:
         retry = spec.retry_exceptions
