@@ -38,3 +38,6 @@ CONTROL_RECONNECT_TIMEOUT_S = _env_float("SOLRAY_CONTROL_RECONNECT_TIMEOUT_S", 6
 # Memory monitor: above this fraction of node memory in use, the newest task is killed.
 MEMORY_USAGE_THRESHOLD = _env_float("SOLRAY_MEMORY_USAGE_THRESHOLD", 0.95)
 MEMORY_MONITOR_INTERVAL_S = _env_float("SOLRAY_MEMORY_MONITOR_INTERVAL_S", 0.25)
+# Freed objects at least this large are kept for reuse, up to this fraction of the store.
+RECYCLE_MIN_BYTES = _env_int("SOLRAY_RECYCLE_MIN_BYTES", 16 * 1024 * 1024)
+RECYCLE_POOL_FRACTION = _env_float("SOLRAY_RECYCLE_POOL_FRACTION", 0.25)

@@ -131,6 +131,11 @@ class NodeDaemon:
         self.spill_dir = spill_dir or os.path.join(session_dir, "spill")
         self.spilled: dict[bytes, tuple[int, str, str]] = {}  # oid -> (size, owner, file)
         self.spilled_bytes_total = 0
+        # Freed large files kept with their pages allocated, reused by the next big put: tmpfs
+        # page allocation, not copying, is what limits a fresh put to ~1.5 GB/s.
+        self.pool_dir = os.path.join(self.shm_dir, "pool")
+        self.pool: list[tuple[int, str]] = []
+        self.pool_bytes = 0
         self.restored_bytes_total = 0
         self._server = None
         self._handlers = {
@@ -154,6 +159,7 @@ class NodeDaemon:
     # ------------------------------------------------------------------ lifecycle
     async def start(self, port: int = 0) -> None:
         os.makedirs(self.shm_dir, exist_ok=True)
+        os.makedirs(os.path.join(self.shm_dir, "pool"), exist_ok=True)
         os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
         self._server = await serve(self.node_ip, port, self.token, self._handle, name="daemon", on_close=self._on_close)
         self.address = f"{self.node_ip}:{self._server.sockets[0].getsockname()[1]}"
@@ -666,9 +672,15 @@ class NodeDaemon:
                 f"it is larger than the whole store ({self.object_store_memory / 2**20:.1f} MiB). "
                 "Start the cluster with a larger object_store_memory."
             )
+        # Only writers over RPC can take a pooled file; the daemon's own copies write fresh.
+        reused = conn is not None and self._reuse_pooled(oid, size)
+        if self.object_bytes + self.pool_bytes + size > self.object_store_memory:
+            self._drop_pool(self.object_store_memory - size - self.object_bytes)
         if self.object_bytes + size > self.object_store_memory:
             self._spill_until(self.object_store_memory - size, keep=oid)
         if self.object_bytes + size > self.object_store_memory:
+            if reused:
+                os.unlink(self._path(oid) + ".w")
             return (
                 f"Failed to put object {oid.hex()} of {size / 2**20:.1f} MiB into the object "
                 f"store: {self.object_bytes / 2**20:.1f} MiB of {self.object_store_memory / 2**20:.1f} "
@@ -678,7 +690,53 @@ class NodeDaemon:
             )
         self.objects[oid] = (size, owner)
         self.object_bytes += size
-        return "ok"
+        return "reuse" if reused else "ok"
+
+    # ------------------------------------------------------------------ recycling
+    def _reuse_pooled(self, oid: bytes, size: int) -> bool:
+        """Hand a pooled file of a fitting size to the writer of ``oid`` (as ``<oid>.w``)."""
+        if size < config.RECYCLE_MIN_BYTES:
+            return False
+        best = None
+        for i, (psize, path) in enumerate(self.pool):
+            if size <= psize <= 2 * size and (best is None or psize < self.pool[best][0]):
+                best = i
+        if best is None:
+            return False
+        psize, path = self.pool.pop(best)
+        self.pool_bytes -= psize
+        os.rename(path, self._path(oid) + ".w")
+        return True
+
+    def _drop_pool(self, target_bytes: int) -> None:
+        while self.pool and self.pool_bytes > max(0, target_bytes):
+            psize, path = self.pool.pop(0)
+            self.pool_bytes -= psize
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _recycle(self, oid: bytes, size: int) -> bool:
+        """Keep a freed file for reuse if nobody on this node still maps it."""
+        if size < config.RECYCLE_MIN_BYTES or self.pool_bytes + size > self.object_store_memory * config.RECYCLE_POOL_FRACTION:
+            return False
+        path = self._path(oid)
+        for info in self.clients.values():
+            try:
+                with open(f"/proc/{info['pid']}/maps") as f:
+                    if path in f.read():
+                        return False
+            except OSError:
+                continue
+        dst = os.path.join(self.pool_dir, oid.hex())
+        try:
+            os.rename(path, dst)
+        except OSError:
+            return False
+        self.pool.append((size, dst))
+        self.pool_bytes += size
+        return True
 
     # ------------------------------------------------------------------ spilling
     def _spill_until(self, target_bytes: int, keep: bytes | None = None) -> None:
@@ -740,6 +798,8 @@ class NodeDaemon:
             if entry is None:
                 continue
             self.object_bytes -= entry[0]
+            if self._recycle(oid, entry[0]):
+                continue
             try:
                 os.unlink(os.path.join(self.shm_dir, oid.hex()))
             except FileNotFoundError:

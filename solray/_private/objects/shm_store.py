@@ -42,13 +42,17 @@ def layout(so: SerializedObject) -> tuple[bytes, list, int]:
     return prefix, offsets, max(pos, len(prefix))
 
 
-def write(path: str, so: SerializedObject) -> int:
-    """Write the object under a temporary name and rename it: a file at ``path`` is complete."""
+def write(path: str, so: SerializedObject, reuse: bool = False) -> int:
+    """Write the object under a temporary name and rename it: a file at ``path`` is complete.
+
+    With ``reuse`` the temporary file already exists (a recycled file whose pages are
+    allocated), which makes writing it several times faster.
+    """
     prefix, offsets, total = layout(so)
     final, path = path, path + ".w"
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    fd = os.open(path, os.O_WRONLY if reuse else os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
-        if total > (1 << 20):
+        if total > (1 << 20) and not reuse:
             # Allocating all pages up front is ~3x faster on tmpfs than faulting them in.
             os.posix_fallocate(fd, 0, total)
         _pwrite_all(fd, memoryview(prefix), 0)

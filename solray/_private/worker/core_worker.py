@@ -29,7 +29,7 @@ from solray._private.objects.object_ref import ObjectRef, ObjectRefGenerator
 from solray._private.objects.reference_counter import ReferenceCounter
 from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
 from solray._private.serialization import serializer
-from solray._private.serialization.serializer import META_ERROR, SerializedObject
+from solray._private.serialization.serializer import SerializedObject
 from solray._private.worker.actor_submitter import ActorTaskSubmitter
 from solray._private.worker.task_submitter import NormalTaskSubmitter
 
@@ -515,11 +515,11 @@ class CoreWorker:
         if self.in_loop_thread():
             raise RuntimeError("write_shm must not run on the IO loop")
         reply = self.run_sync(_await(coro))
-        if reply != "ok":
+        if reply not in ("ok", "reuse"):
             raise exceptions.ObjectStoreFullError(reply)
         path = os.path.join(self.shm_dir, oid.hex())
         try:
-            total = shm_store.write(path, so)
+            total = shm_store.write(path, so, reuse=reply == "reuse")
         except OSError as e:
             self.daemon_notify("free_objects", [oid])  # undo the allocation
             if e.errno == 28:  # ENOSPC
@@ -582,8 +582,11 @@ class CoreWorker:
         return _BlockedScope(self)
 
     def wait_ready(self, refs: list[ObjectRef], num_returns: int, timeout: float | None) -> set[bytes]:
+        unique = {r.binary(): r for r in refs}
+        refs = list(unique.values())
+        num_returns = min(num_returns, len(refs))
         entries = [self.ensure_tracked(r) for r in refs]
-        ready = {r.binary() for r, e in zip(refs, entries) if e.ready}
+        ready = {r.binary() for r, e in zip(refs, entries, strict=True) if e.ready}
         if len(ready) >= num_returns:
             return ready
         cond = threading.Condition()
@@ -595,7 +598,7 @@ class CoreWorker:
                 cond.notify_all()
 
         registered = []
-        for r, e in zip(refs, entries):
+        for r in refs:
             oid = r.binary()
             if oid in ready:
                 continue
@@ -744,7 +747,7 @@ class CoreWorker:
         values = reply["r"]
         contained = reply.get("c") or [None] * len(values)
         is_error = bool(reply.get("e"))
-        for oid, value, cont in zip(return_ids, values, contained):
+        for oid, value, cont in zip(return_ids, values, contained, strict=False):
             pins = self.note_borrowed(cont)
             if value[0] is None:
                 e = self.store.set_ready(oid, location=value[1], is_error=is_error, contained=pins)

@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -436,7 +437,27 @@ class Executor:
             except (ConnectionError, RpcError, asyncio.TimeoutError):
                 pass
         await asyncio.get_running_loop().run_in_executor(None, _run_atexit_handlers)
-        self._exit(0)
+        await self._send_remaining_logs()
+        os._exit(0)
+
+    async def _send_remaining_logs(self) -> None:
+        """Deliver output not yet sent to the driver (a print right before exit_actor())."""
+        from solray._private.worker import logs
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        batch = logs.take_pending()
+        if not batch or not logs.has_sender() or not self.worker.driver_address:
+            return
+        try:
+            conn = await asyncio.wait_for(self.worker.peer(self.worker.driver_address), 5)
+            conn.notify("logs", batch)
+            await asyncio.sleep(0)  # the connection writes on the next loop iteration
+        except (ConnectionError, asyncio.TimeoutError):
+            pass
 
     def _exit_soon(self, intended: bool) -> None:
         def go():
@@ -456,8 +477,16 @@ class Executor:
 
 
 def _run_atexit_handlers() -> None:
+    """Run the actor's atexit handlers, as Ray does for an intended exit.
+
+    The worker inherits ``solray._private.api``'s driver-side ``shutdown`` hook from the
+    zygote; running it here would stop this process's IO loop, so it is dropped first.
+    """
     import atexit
 
+    from solray._private import api
+
+    atexit.unregister(api.shutdown)
     try:
         atexit._run_exitfuncs()
     except Exception:  # noqa: BLE001 - a failing handler must not keep the actor alive

@@ -64,6 +64,10 @@ class TeeStream(io.TextIOBase):
         return False
 
 
+def has_sender() -> bool:
+    return _state["sender"] is not None
+
+
 def take_pending() -> list:
     with _lock:
         batch = list(_pending)
