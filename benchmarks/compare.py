@@ -108,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", help="run only the metrics whose name contains this substring")
     parser.add_argument("--seconds", type=float, help="timed loop per metric (default 1.5)")
-    parser.add_argument("--repeat", type=int, help="runs per engine; each metric's median is kept")
+    parser.add_argument("--repeat", type=int, help="runs per engine, each in a fresh process")
+    parser.add_argument("--stat", choices=("best", "median"), help="how repeats combine")
+    parser.add_argument(
+        "--timeout", type=float, help="seconds before a hung metric group is abandoned"
+    )
     parser.add_argument(
         "--ray-json", type=Path, help="use these saved Ray results instead of running Ray"
     )
@@ -124,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         ("--only", args.only),
         ("--seconds", args.seconds),
         ("--repeat", args.repeat),
+        ("--stat", args.stat),
+        ("--timeout", args.timeout),
     ):
         if value is not None:
             extra += [flag, str(value)]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import weakref
 from typing import Any
 
 from solray import exceptions
 from solray._private import api, ids
 from solray._private import options as opts
 from solray._private.objects.object_ref import ObjectRef
+from solray._private.scheduling import submission
 from solray._private.worker import state
 from solray._private.worker.task_spec import ACTOR_TASK, TaskSpec
 
@@ -71,6 +71,13 @@ class ActorClass:
             f"Instead of '{self.__name__}()', use '{self.__name__}.remote()'."
         )
 
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        # ``class Sub(SomeActor)``: Python asks the base for real classes; refuse clearly.
+        raise exceptions.ActorClassInheritanceException(
+            f"Inheriting from actor class {self.__name__!r} is not supported. Inherit from a "
+            "plain (non-actor) base class and make the subclass an actor with @solray.remote."
+        )
+
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         return self._remote(args, kwargs, self._options)
 
@@ -95,6 +102,7 @@ class ActorClass:
         actor_id = ids.new_id()
         blob, deps, contained = api.pack_args(worker, args, kwargs, f"actor {self.__name__}")
         resources = opts.task_resources(options, 0.0)
+        strategy, resources, placement = submission.resolve(worker, options, resources, f"actor {self.__name__}")
         env_vars = opts.env_vars_of(options)
         namespace = options.get("namespace") or worker.namespace
         meta = {
@@ -118,6 +126,8 @@ class ActorClass:
             "get_if_exists": bool(options.get("get_if_exists")),
             "max_restarts": options.get("max_restarts", 0),
             "resources": resources,
+            "strategy": strategy,
+            "placement": placement,
             "env_vars": env_vars,
             "env_key": repr(sorted(env_vars.items())) if env_vars else "",
             "opts": {
@@ -133,11 +143,13 @@ class ActorClass:
             reply = fut
             if reply["existing"]:
                 return handle_from_info(reply["info"])
-        handle = ActorHandle(actor_id, meta, original=True)
+        lifetime_ref = None
+        if options.get("lifetime") != "detached" and not named:
+            # Named and detached actors outlive their handles (get_actor can find them).
+            lifetime_ref = worker.actor_lifetime_ref(actor_id, spec["task_id"])
+        handle = ActorHandle(actor_id, meta, lifetime_ref)
         # The creator's handle keeps argument objects alive as long as the actor may restart.
         handle._pins = (deps, contained)
-        if options.get("lifetime") != "detached" and not named:
-            handle._enable_scope_exit()
         return handle
 
 
@@ -155,28 +167,15 @@ class _ActorOptions:
         return ClassNode(self._actor_class, args, kwargs, self._options)
 
 
-class _ScopeState:
-    """Shared by an original handle and its finalizer: was the handle ever passed on?"""
-
-    __slots__ = ("shared",)
-
-    def __init__(self):
-        self.shared = False
-
-
 class ActorHandle:
     """A reference to an actor; ``handle.method.remote(*args)`` calls it. Picklable."""
 
-    def __init__(self, actor_id: bytes, meta: dict, original: bool = False):
+    def __init__(self, actor_id: bytes, meta: dict, lifetime_ref: ObjectRef | None = None):
         self._actor_id = actor_id
         self._meta = meta
-        self._original = original
-        self._scope = _ScopeState()
+        # Held by every copy of the handle; the actor terminates once no copy remains.
+        self._lifetime_ref = lifetime_ref
         self._pins = None
-
-    def _enable_scope_exit(self) -> None:
-        worker = state.get_core_worker()
-        weakref.finalize(self, _on_original_handle_gone, worker, self._actor_id, self._scope)
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name.startswith("_") and name not in ("__ray_terminate__", "__ray_ready__", "__ray_call__"):
@@ -189,8 +188,7 @@ class ActorHandle:
         return ActorMethod(self, name, methods.get(name, {"num_returns": 1}))
 
     def __reduce__(self):
-        self._scope.shared = True
-        return (_rebuild_handle, (self._actor_id, self._meta))
+        return (_rebuild_handle, (self._actor_id, self._meta, self._lifetime_ref))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
@@ -202,21 +200,12 @@ class ActorHandle:
         return f"Actor({self._meta['class_name']}, {self._actor_id.hex()})"
 
 
-def _rebuild_handle(actor_id: bytes, meta: dict) -> ActorHandle:
-    return ActorHandle(actor_id, meta)
+def _rebuild_handle(actor_id: bytes, meta: dict, lifetime_ref: ObjectRef | None = None) -> ActorHandle:
+    return ActorHandle(actor_id, meta, lifetime_ref)
 
 
 def handle_from_info(info: dict) -> ActorHandle:
     return ActorHandle(info["actor_id"], info["meta"])
-
-
-def _on_original_handle_gone(worker, actor_id: bytes, scope: _ScopeState) -> None:
-    if scope.shared or worker.shutting_down or state.get_core_worker(required=False) is not worker:
-        return
-    try:
-        worker.terminate_actor_when_idle(actor_id)
-    except Exception:
-        pass
 
 
 class ActorMethod:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
 from typing import Any
 
-from solray._private.cluster_files import ROOT
+from solray._private import cluster_files
 from solray._private.node import launcher
 
 
@@ -37,6 +38,14 @@ class Node:
         if self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(10)
+        self.release_memory()
+
+    def release_memory(self) -> None:
+        """Drop the shared memory of a dead node: a machine that dies takes its memory with it,
+        but a SIGKILLed node process on this machine leaves its files in /dev/shm behind."""
+        shm_dir = self.info.get("shm_dir")
+        if shm_dir and self.process.poll() is not None:
+            shutil.rmtree(shm_dir, ignore_errors=True)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -54,7 +63,7 @@ class Cluster:
         shutdown_at_exit: bool = True,
     ):
         self.token = secrets.token_hex(16)
-        self.session_root = launcher.new_session_dir(ROOT)
+        self.session_root = launcher.new_session_dir(cluster_files.root())
         self.head_node: Node | None = None
         self.control_process: subprocess.Popen | None = None
         self._control_address: str | None = None
@@ -62,6 +71,7 @@ class Cluster:
         self._next_ip = 2
         self._storage = os.path.join(self.session_root, "control.sqlite")
         self.connected = False
+        self._all_nodes: list[Node] = []
         if shutdown_at_exit:
             import atexit
 
@@ -138,6 +148,7 @@ class Cluster:
             head_node=head,
         )
         node = Node(proc, info, head)
+        self._all_nodes.append(node)
         if head:
             self.head_node = node
             self._env_for_drivers()
@@ -208,4 +219,9 @@ class Cluster:
         if self.head_node is not None:
             self.head_node.kill()
             self.head_node = None
+        for node in self._all_nodes:  # nodes killed by PID from outside (chaos tests)
+            node.release_memory()
         self.kill_head()
+        if os.environ.get("SOLRAY_TOKEN") == self.token:
+            # Drivers started after this cluster must not present its token to another one.
+            del os.environ["SOLRAY_TOKEN"]

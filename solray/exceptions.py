@@ -49,7 +49,9 @@ class RayTaskError(RayError):
         self.pid = pid
         self.ip = ip
         self.actor_repr = actor_repr
-        super().__init__(traceback_str)
+        # Not super(): in the dual class of as_instanceof_cause() that would run the user's
+        # exception's __init__, which may need other arguments or overwrite its attributes.
+        Exception.__init__(self, traceback_str)
 
     def __reduce__(self):
         return (
@@ -57,7 +59,7 @@ class RayTaskError(RayError):
             (
                 self.function_name,
                 self.traceback_str,
-                self.cause,
+                _portable(self.cause),
                 self.proctitle,
                 self.pid,
                 self.ip,
@@ -91,7 +93,7 @@ class RayTaskError(RayError):
         )
         # Attributes of the user's exception (e.g. ``errno``) stay reachable.
         try:
-            err.__dict__.update({k: v for k, v in vars(self.cause).items() if k not in err.__dict__})
+            err.__dict__.update({k: v for k, v in vars(self.cause).items() if k not in _TASK_ERROR_FIELDS})
         except TypeError:
             pass
         err.args = getattr(self.cause, "args", err.args)
@@ -99,6 +101,47 @@ class RayTaskError(RayError):
 
 
 _DUAL_CLASSES: dict[type, type] = {}
+_TASK_ERROR_FIELDS = frozenset(
+    {"function_name", "traceback_str", "cause", "proctitle", "pid", "ip", "actor_repr"}
+)
+
+
+def _portable(exc: BaseException | None) -> Any:
+    """The cause as it can travel: itself if it unpickles, else rebuilt without ``__init__``.
+
+    Pickle rebuilds an exception by calling ``cls(*exc.args)``, which fails for classes
+    whose ``__init__`` takes other arguments than it passes to ``Exception.__init__``;
+    such a cause is restored from its ``args`` and ``__dict__`` instead.
+    """
+    if exc is None:
+        return None
+    import pickle
+
+    import cloudpickle
+
+    try:
+        pickle.loads(cloudpickle.dumps(exc))
+        return exc
+    except Exception:
+        return _ExceptionState(exc)
+
+
+class _ExceptionState:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def __reduce__(self):
+        e = self.exc
+        return (_rebuild_exception, (type(e), e.args, dict(getattr(e, "__dict__", {}))))
+
+
+def _rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 def _can_subclass(cls: type) -> bool:
@@ -163,12 +206,24 @@ class ActorUnavailableError(RayActorError):
     """The actor is temporarily unreachable (for example while it restarts)."""
 
 
+class ActorClassInheritanceException(TypeError):
+    """A class tried to inherit from an actor class (``@remote`` classes are not bases)."""
+
+
 class ActorUnschedulableError(RayError):
     """The actor can never be placed on this cluster."""
 
 
 class TaskUnschedulableError(RayError):
     """The task can never be placed on this cluster."""
+
+
+class TaskPlacementGroupRemoved(RayError):
+    """The task's placement group was removed."""
+
+
+class ActorPlacementGroupRemoved(RayError):
+    """The actor's placement group was removed."""
 
 
 class GetTimeoutError(RayError, TimeoutError):
@@ -282,7 +337,12 @@ class AsyncioActorExit(RayError):
     """Raised inside an async actor to exit it (``solray.actor.exit_actor``)."""
 
 
+class AuthenticationError(RayError):
+    """A request carried no cluster token, or the wrong one (HTTP 401/403)."""
+
+
 __all__ = [
+    "ActorClassInheritanceException",
     "RayError",
     "RaySystemError",
     "RayTaskError",
@@ -291,6 +351,8 @@ __all__ = [
     "ActorUnavailableError",
     "ActorUnschedulableError",
     "TaskUnschedulableError",
+    "TaskPlacementGroupRemoved",
+    "ActorPlacementGroupRemoved",
     "GetTimeoutError",
     "TaskCancelledError",
     "WorkerCrashedError",
@@ -308,4 +370,5 @@ __all__ = [
     "LocalRayletDiedError",
     "CrossLanguageError",
     "AsyncioActorExit",
+    "AuthenticationError",
 ]

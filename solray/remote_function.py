@@ -8,6 +8,7 @@ from typing import Any
 from solray._private import api, ids
 from solray._private import options as opts
 from solray._private.objects.object_ref import ObjectRef
+from solray._private.scheduling import submission
 from solray._private.worker import state
 from solray._private.worker.task_spec import NORMAL_TASK, TaskSpec
 
@@ -61,7 +62,7 @@ class RemoteFunction:
         refs = [ObjectRef(oid, worker.address, _worker=worker) for oid in return_ids]
         resources = opts.task_resources(options, 1.0)
         env_vars = opts.env_vars_of(options)
-        strategy = options.get("scheduling_strategy") or "DEFAULT"
+        strategy, resources, placement = submission.resolve(worker, options, resources, f"task {name}")
         env_key = repr(sorted(env_vars.items())) if env_vars else ""
         sched_key = (tuple(sorted(resources.items())), env_key, repr(strategy))
         max_retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
@@ -83,13 +84,14 @@ class RemoteFunction:
             sched_key=sched_key,
             parent_task_id=worker.context.task_id,
             env_vars=env_vars,
+            placement=placement,
         )
         request = {
             "resources": resources,
             "job_id": worker.job_id,
             "env_vars": env_vars,
             "env_key": env_key,
-            "strategy": strategy if isinstance(strategy, str) else None,
+            "strategy": strategy,
         }
         if options.get("max_calls"):
             spec.options = dict(options)

@@ -67,10 +67,18 @@ class RuntimeContext:
             raise RuntimeError("This method is only available in an actor.")
         return get_actor_by_id(self._worker.actor_id)
 
+    def get_placement_group_id(self) -> str | None:
+        from solray._private.scheduling.submission import current_placement
+
+        placement = current_placement(self._worker)
+        return placement[0] if placement else None
+
     def get_assigned_resources(self) -> dict:
         if self._worker.mode == "driver":
             return {}
-        return dict(self._worker.assigned_resources or {})
+        from solray._private.scheduling.bundles import original_resources
+
+        return original_resources(self._worker.assigned_resources or {})
 
     def get_accelerator_ids(self) -> dict:
         gpus = self._worker.gpu_ids
@@ -93,7 +101,7 @@ class RuntimeContext:
         return self._worker.control_address
 
     def was_current_actor_reconstructed(self) -> bool:
-        return bool(getattr(self._worker, "actor_restarted", False))
+        return bool(self._worker.actor_restarted)
 
     def get(self) -> dict:
         return {"job_id": self.get_job_id(), "node_id": self.get_node_id(), "namespace": self.namespace}

@@ -51,7 +51,10 @@ def test_remote_exception_has_both_types(ray_shared):
     assert isinstance(err, RayTaskError) and isinstance(err, ZeroDivisionError)
     assert isinstance(err, RayError)
     text = str(err)
-    assert "Traceback" in text and "divide" in text and "return a / b" in text
+    assert text.startswith("ray::divide() (pid=")
+    assert text.count("ray::divide()") == 1
+    assert "Traceback" in text and "test_errors.py" in text and "return a / b" in text
+    assert "executor.py" not in text  # runtime frames are left out
     assert isinstance(err.cause, ZeroDivisionError)
 
 
@@ -67,9 +70,16 @@ def test_custom_exception_type_and_attributes(ray_shared):
         assert e.cause.code == 7
 
 
+@ray.remote
+def raise_required_args():
+    raise ErrorWithRequiredArgs(1, 2)
+
+
 def test_exception_with_required_init_args(ray_shared):
-    with pytest.raises(RayError) as info:
-        ray.get(raise_it.remote(ErrorWithRequiredArgs(1, 2)))
+    # pickle cannot rebuild this exception by calling its class with its args
+    with pytest.raises(ErrorWithRequiredArgs) as info:
+        ray.get(raise_required_args.remote())
+    assert (info.value.a, info.value.b) == (1, 2)
     assert "1-2" in str(info.value)
 
 
@@ -288,6 +298,7 @@ def test_non_recursive_cancel_leaves_children(ray_shared):
         try:
             return ray.get(child)
         except KeyboardInterrupt:
+            post(done_address, "parent cancelled")
             # The child keeps running: wait for it, then report its result.
             post(done_address, ray.get(child))
             raise
@@ -296,6 +307,7 @@ def test_non_recursive_cancel_leaves_children(ray_shared):
         ref = parent_reporting.remote(gate.address, mailbox.address, done.address)
         gate.wait_arrivals(1)
         ray.cancel(ref, recursive=False)
+        assert done.get() == "parent cancelled"
         gate.release()
         assert done.get() == "finished"
         with pytest.raises(TaskCancelledError):
@@ -310,3 +322,45 @@ def test_get_timeout_is_a_ray_error(ray_shared):
         with pytest.raises(GetTimeoutError) as info:
             ray.get(ref, timeout=0.1)
         assert isinstance(info.value, RayError)
+
+
+def test_cancel_task_waiting_for_its_dependencies(ray_shared):
+    with Gate() as gate:
+        dep = blocker.remote(gate.address)
+        waiting = divide.remote(dep, 1)
+        gate.wait_arrivals(1)
+        ray.cancel(waiting)
+        with pytest.raises(TaskCancelledError):
+            ray.get(waiting, timeout=10)  # without waiting for the dependency
+        gate.release()
+        assert ray.get(dep) == "finished"
+
+
+@ray.remote(num_returns="streaming")
+def gated_stream(address):
+    yield 0
+    yield 1
+    arrive_and_wait(address)
+    yield 2
+
+
+def test_cancel_streaming_generator(ray_shared):
+    with Gate() as gate:
+        gen = gated_stream.remote(gate.address)
+        assert ray.get(next(gen)) == 0
+        assert ray.get(next(gen)) == 1
+        gate.wait_arrivals(1)
+        ray.cancel(gen)
+        with pytest.raises((TaskCancelledError, StopIteration)):
+            ray.get(next(gen), timeout=30)
+
+
+@ray.remote(num_returns="dynamic")
+def failing_dynamic():
+    yield 1
+    raise ValueError("dynamic failed")
+
+
+def test_dynamic_generator_error(ray_shared):
+    with pytest.raises(ValueError, match="dynamic failed"):
+        ray.get(failing_dynamic.remote())

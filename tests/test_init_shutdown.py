@@ -239,3 +239,9 @@ def test_driver_script_next_to_a_helper_module(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "RESULT 6 9" in proc.stdout
+
+
+def test_remote_before_init_auto_initializes():
+    assert not ray.is_initialized()
+    assert ray.get(square.remote(7)) == 49
+    assert ray.is_initialized()

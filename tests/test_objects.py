@@ -388,3 +388,28 @@ def test_many_objects_do_not_leak(ray_shared):
         del ref
     gc.collect()
     wait_for(lambda: len(shm_files()) <= before, what="shm files to be freed")
+
+
+def test_borrowed_ref_passed_on_top_level(ray_shared):
+    @ray.remote
+    def pass_on_top_level(refs):
+        return ray.get(echo.remote(refs[0]))
+
+    ref = ray.put(np.full(BIG, 8, dtype=np.uint8))
+    assert int(ray.get(pass_on_top_level.remote([ref]))[0]) == 8
+    small = ray.put("small")
+    assert ray.get(pass_on_top_level.remote([small])) == "small"
+
+
+@ray.remote(max_retries=0)
+def hold_ref_and_die(refs):
+    os._exit(1)
+
+
+def test_dead_borrower_does_not_leak(ray_shared):
+    ref = ray.put(np.zeros(BIG, dtype=np.uint8))
+    name = shm_file(ref)
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(hold_ref_and_die.remote([ref]))
+    del ref
+    wait_freed(name)

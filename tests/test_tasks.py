@@ -425,3 +425,47 @@ def test_task_id_differs_per_task(ray_shared):
     ids = ray.get([tid.remote() for _ in range(5)])
     assert len(set(ids)) == 5 and all(ids)
     assert ray.get_runtime_context().get_task_id() is None
+
+
+@ray.remote
+def return_child_ref(x):
+    return add.remote(x, 1)
+
+
+def test_task_returning_a_ref(ray_shared):
+    inner = ray.get(return_child_ref.remote(1))
+    assert isinstance(inner, ray.ObjectRef)
+    assert ray.get(inner) == 2
+
+
+@ray.remote(num_returns=2)
+def big_and_small():
+    import numpy as np
+
+    return np.ones(500_000, dtype=np.uint8), "small"
+
+
+def test_num_returns_mixed_sizes(ray_shared):
+    big, small = big_and_small.remote()
+    assert ray.get(small) == "small"
+    assert ray.get(big).nbytes == 500_000
+
+
+def test_zero_cpu_task_runs_while_cpus_are_busy(ray_shared):
+    with Gate() as gate:
+        busy = [hold.options(num_cpus=4).remote(gate.address)]
+        gate.wait_arrivals(1)
+        assert ray.get(add.options(num_cpus=0).remote(1, 1), timeout=30) == 2
+        gate.release()
+        ray.get(busy)
+
+
+def test_submitting_from_many_threads(ray_shared):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(t):
+        refs = [add.remote(t, i) for i in range(100)]
+        return ray.get(refs) == [t + i for i in range(100)]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, range(8)))

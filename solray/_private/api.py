@@ -99,8 +99,11 @@ def init(
             if v is not None and (not isinstance(v, (int, float)) or v < 0):
                 raise ValueError(f"{name} must be a non-negative number, got {v!r}")
         address = address or os.environ.get("SOLRAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
+        runtime_env = _with_job_runtime_env(runtime_env)
         if address and address not in ("local",):
-            return _connect_existing(address, namespace, runtime_env, log_to_driver)
+            return _connect_existing(
+                address, namespace, runtime_env, log_to_driver, kwargs.get("_node_ip_address")
+            )
         return _start_local(
             num_cpus=num_cpus,
             num_gpus=num_gpus,
@@ -113,11 +116,28 @@ def init(
         )
 
 
-def _connect_existing(address: str, namespace, runtime_env, log_to_driver) -> RayContext:
+def _with_job_runtime_env(runtime_env: dict | None) -> dict | None:
+    """Inside a submitted job, the job's runtime_env (set by the job manager) is the default
+    for the driver's tasks and actors; what ``init(runtime_env=...)`` names wins per key."""
+    import json
+
+    raw = os.environ.get("SOLRAY_JOB_RUNTIME_ENV")
+    if not raw:
+        return runtime_env
+    job_env = json.loads(raw)
+    if runtime_env is None:
+        return job_env or None
+    merged = {**job_env, **runtime_env}
+    if "env_vars" in job_env and "env_vars" in runtime_env:
+        merged["env_vars"] = {**job_env["env_vars"], **runtime_env["env_vars"]}
+    return merged
+
+
+def _connect_existing(address: str, namespace, runtime_env, log_to_driver, node_ip=None) -> RayContext:
     from solray._private import cluster_files
 
     info = cluster_files.resolve(address)
-    node = _pick_local_node(info["control_address"], info["token"])
+    node = _pick_local_node(info["control_address"], info["token"], node_ip)
     info.update(
         daemon_address=node["address"],
         node_id=node["node_id"],
@@ -148,12 +168,19 @@ def query_control(control_address: str, token: str, method: str, payload: Any = 
         raise ConnectionError(f"Could not connect to the solray cluster at {control_address}: {e}") from e
 
 
-def _pick_local_node(control_address: str, token: str) -> dict:
+def _pick_local_node(control_address: str, token: str, node_ip: str | None = None) -> dict:
+    """The node whose daemon the driver attaches to: the one at ``node_ip`` (Ray's
+    ``_node_ip_address``: the driver runs on that node), else a node on this machine."""
     import socket
 
     nodes = [n for n in query_control(control_address, token, "get_nodes") if n.get("alive")]
     if not nodes:
         raise ConnectionError(f"The cluster at {control_address} has no live nodes.")
+    if node_ip is not None:
+        for n in nodes:
+            if n["node_ip"] == node_ip:
+                return n
+        raise ConnectionError(f"The cluster at {control_address} has no live node at {node_ip}.")
     host = control_address.rsplit(":", 1)[0]
     local_ips = {host, "127.0.0.1"}
     try:
@@ -168,14 +195,14 @@ def _pick_local_node(control_address: str, token: str) -> dict:
 
 
 def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir) -> RayContext:
-    from solray._private.cluster_files import ROOT
+    from solray._private import cluster_files
     from solray._private.node import launcher
 
     total, store = launcher.default_resources(num_cpus, num_gpus, resources, object_store_memory)
     proc, info = launcher.start_node(
         head=True,
         token=secrets.token_hex(16),
-        session_dir=launcher.new_session_dir(temp_dir or ROOT),
+        session_dir=launcher.new_session_dir(temp_dir or cluster_files.root()),
         resources=total,
         object_store_memory=store,
         embedded=True,

@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 import os
 
-ROOT = os.environ.get("SOLRAY_TMPDIR", os.path.join("/tmp", "solray-sessions"))
+ROOT = os.path.join("/tmp", "solray-sessions")
+
+
+def root() -> str:
+    """The folder for cluster files and sessions: ``$SOLRAY_TMPDIR`` or ``/tmp/solray-sessions``.
+
+    Read on every call, not at import, so a process (a test, a tool) that sets the variable
+    after importing solray still finds the clusters it starts."""
+    return os.environ.get("SOLRAY_TMPDIR") or ROOT
 
 
 def _write_private(path: str, data: dict) -> None:
@@ -25,16 +33,16 @@ def _write_private(path: str, data: dict) -> None:
 
 def write_cluster(info: dict) -> None:
     port = info["control_address"].rsplit(":", 1)[1]
-    _write_private(os.path.join(ROOT, f"cluster-{port}.json"), info)
-    _write_private(os.path.join(ROOT, "current_cluster.json"), info)
+    _write_private(os.path.join(root(), f"cluster-{port}.json"), info)
+    _write_private(os.path.join(root(), "current_cluster.json"), info)
 
 
 def record_node(pid: int, info: dict) -> None:
-    _write_private(os.path.join(ROOT, "nodes", f"{pid}.json"), info)
+    _write_private(os.path.join(root(), "nodes", f"{pid}.json"), info)
 
 
 def recorded_nodes() -> list[dict]:
-    folder = os.path.join(ROOT, "nodes")
+    folder = os.path.join(root(), "nodes")
     out = []
     for name in os.listdir(folder) if os.path.isdir(folder) else []:
         try:
@@ -47,7 +55,7 @@ def recorded_nodes() -> list[dict]:
 
 def forget_node(pid: int) -> None:
     try:
-        os.unlink(os.path.join(ROOT, "nodes", f"{pid}.json"))
+        os.unlink(os.path.join(root(), "nodes", f"{pid}.json"))
     except FileNotFoundError:
         pass
 
@@ -64,7 +72,7 @@ def resolve(address: str) -> dict:
     """Cluster info (addresses and token) for ``"auto"`` or ``"host:port"``."""
     address = address.removeprefix("ray://").removeprefix("solray://")
     if address == "auto":
-        info = _load(os.path.join(ROOT, "current_cluster.json"))
+        info = _load(os.path.join(root(), "current_cluster.json"))
         if info is None:
             raise ConnectionError(
                 "Could not find any running solray cluster (address='auto'). Start one with "
@@ -74,13 +82,16 @@ def resolve(address: str) -> dict:
         if ":" not in address:
             raise ValueError(f"Invalid cluster address {address!r}: expected HOST:PORT or 'auto'.")
         port = address.rsplit(":", 1)[1]
-        info = _load(os.path.join(ROOT, f"cluster-{port}.json"))
+        info = _load(os.path.join(root(), f"cluster-{port}.json"))
         if info is None or info["control_address"] != address:
             info = {"control_address": address}
-    token = os.environ.get("SOLRAY_TOKEN") or os.environ.get("RAY_AUTH_TOKEN") or info.get("token")
+    token = (
+        os.environ.get("SOLRAY_TOKEN") or os.environ.get("SOLRAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN")
+        or info.get("token")
+    )
     if not token:
         raise ConnectionError(
             f"No token for the cluster at {address}: set SOLRAY_TOKEN to the cluster's token "
-            f"(written on the head node in {ROOT}/cluster-<port>.json)."
+            f"(written on the head node in {root()}/cluster-<port>.json)."
         )
     return {**info, "token": token}

@@ -25,6 +25,10 @@ def cli() -> None:
 @click.option("--address", default=None, help="HOST:PORT of the head to join (worker nodes).")
 @click.option("--port", type=int, default=6379, show_default=True, help="Control service port (head).")
 @click.option("--dashboard-port", type=int, default=8265, show_default=True)
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True,
+              help="Address the dashboard (Jobs REST API) binds; 0.0.0.0 exposes it to the network.")
+@click.option("--include-dashboard", type=bool, default=True, show_default=True,
+              help="Start the dashboard server on the head.")
 @click.option("--num-cpus", type=float, default=None)
 @click.option("--num-gpus", type=float, default=None)
 @click.option("--resources", default="{}", help='Custom resources as JSON, e.g. \'{"accel": 2}\'.')
@@ -33,7 +37,7 @@ def cli() -> None:
 @click.option("--storage", default=None, help="SQLite file that keeps the head's state across restarts.")
 @click.option("--temp-dir", default=None)
 @click.option("--block", is_flag=True, help="Stay in the foreground until the node exits.")
-def start(head, address, port, dashboard_port, num_cpus, num_gpus, resources, node_ip_address,
+def start(head, address, port, dashboard_port, dashboard_host, include_dashboard, num_cpus, num_gpus, resources, node_ip_address,
           object_store_memory, storage, temp_dir, block) -> None:
     """Start a node of a cluster (``--head`` for the first one)."""
     from solray._private import cluster_files
@@ -45,20 +49,26 @@ def start(head, address, port, dashboard_port, num_cpus, num_gpus, resources, no
         extra = json.loads(resources)
     except ValueError as e:
         raise click.BadParameter(f"--resources must be JSON: {e}") from e
-    root = temp_dir or cluster_files.ROOT
+    root = temp_dir or cluster_files.root()
     total, store = launcher.default_resources(num_cpus, num_gpus, extra, object_store_memory)
     if head:
-        token = os.environ.get("SOLRAY_TOKEN") or secrets.token_hex(16)
+        token = os.environ.get("SOLRAY_TOKEN") or os.environ.get("SOLRAY_AUTH_TOKEN") or secrets.token_hex(16)
         session_dir = launcher.new_session_dir(root)
         storage = storage or os.path.join(session_dir, "control.sqlite")
         proc, info = launcher.start_node(
             head=True, token=token, session_dir=session_dir, resources=total, object_store_memory=store,
-            node_ip=node_ip_address, port=port, storage=storage, dashboard_port=dashboard_port,
+            node_ip=node_ip_address, port=port, storage=storage,
+            dashboard_port=dashboard_port if include_dashboard else None, dashboard_host=dashboard_host,
         )
         cluster_files.write_cluster({**info, "storage": storage})
         click.echo(f"solray head started at {info['control_address']} (session {session_dir}).")
         click.echo(f"  connect a driver: solray.init(address='{info['control_address']}') or address='auto'")
         click.echo(f"  add a node:       solray start --address={info['control_address']}")
+        if info.get("dashboard_url"):
+            click.echo(f"  dashboard / Jobs API: {info['dashboard_url']} (send 'Authorization: Bearer <token>';")
+            click.echo(f"    the token is in {cluster_files.root()}/cluster-<port>.json, or set SOLRAY_AUTH_TOKEN at start)")
+        elif info.get("dashboard_error"):
+            click.echo(f"  warning: {info['dashboard_error']}", err=True)
     else:
         cluster = cluster_files.resolve(address)
         session_dir = launcher.new_session_dir(root)
@@ -100,9 +110,14 @@ def stop(force: bool, grace_period: float) -> None:
     _, alive = psutil.wait_procs(procs, timeout=grace_period)
     for p in alive:
         p.kill()
-    for name in ("current_cluster.json",):
+    # The stopped heads' address files go too, so "auto" and HOST:PORT stop resolving to them.
+    names = ["current_cluster.json"] + [
+        f"cluster-{n['control_address'].rsplit(':', 1)[1]}.json"
+        for n in nodes if n.get("head") and n.get("control_address")
+    ]
+    for name in names:
         try:
-            os.unlink(os.path.join(cluster_files.ROOT, name))
+            os.unlink(os.path.join(cluster_files.root(), name))
         except FileNotFoundError:
             pass
     click.echo(f"Stopped {len(procs)} solray node process(es).")
@@ -166,6 +181,15 @@ def microbenchmark(only: str | None) -> None:
     click.echo(f"(took {time.perf_counter() - started:.1f} s)")
     if solray.is_initialized():
         solray.shutdown()
+
+
+def _add_job_commands() -> None:
+    from solray.cli.job import job
+
+    cli.add_command(job)
+
+
+_add_job_commands()
 
 
 def main() -> None:

@@ -3,7 +3,26 @@
 from __future__ import annotations
 
 from solray._private.serialization.inspect import inspect_serializability
-from solray.util import queue
+from solray.util import queue, scheduling_strategies
 from solray.util.actor_pool import ActorPool
+from solray.util.placement_group import (
+    PlacementGroup,
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
-__all__ = ["ActorPool", "inspect_serializability", "queue"]
+__all__ = [
+    "ActorPool",
+    "PlacementGroup",
+    "get_current_placement_group",
+    "get_placement_group",
+    "inspect_serializability",
+    "placement_group",
+    "placement_group_table",
+    "queue",
+    "remove_placement_group",
+    "scheduling_strategies",
+]

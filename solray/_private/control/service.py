@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from solray._private.control.placement_groups import PlacementGroupManager
 from solray._private.control.storage import ControlStore
 from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
 from solray._private.scheduling.resources import describe, fits, normalize
@@ -106,12 +107,15 @@ class ControlService:
             "kv_keys": self._h_kv_keys,
             "ping": lambda conn, p: "pong",
         }
+        self.pgs = PlacementGroupManager(self)
+        self._handlers.update(self.pgs.handlers())
 
     async def start(self, port: int = 0) -> None:
         self._server = await serve(self.host, port, self.token, self._handle, name="control", on_close=self._on_close)
         self.address = f"{self.host}:{self._server.sockets[0].getsockname()[1]}"
         self._view_scheduled = False
         self._restore()
+        self.pgs.restore()
         asyncio.get_running_loop().create_task(self._watch_heartbeats())
 
     # ------------------------------------------------------------------ persistence
@@ -174,10 +178,14 @@ class ControlService:
         node["last_heartbeat"] = time.monotonic()
         node["pending_demands"] = beat.get("pending") or {}
         node["object_store_used"] = beat.get("object_store_used", 0)
-        if node["resources_available"] != beat["available"]:
+        total = beat.get("total")
+        if node["resources_available"] != beat["available"] or (total is not None and total != node["resources_total"]):
             node["resources_available"] = beat["available"]
+            if total is not None:
+                node["resources_total"] = total
             self._broadcast_view()
             self._retry_pending_actors()
+            self.pgs.kick()
 
     def cluster_view(self) -> dict:
         return {
@@ -226,6 +234,7 @@ class ControlService:
         node["alive"] = False
         node["death_time"] = time.time()
         self._broadcast_view()
+        self.pgs.on_node_dead(node_id)
         for rec in list(self.actors.values()):
             if rec.node_id == node_id and rec.state == ALIVE and rec.conn is not None:
                 # The actor's worker went with its node: close our side so it restarts elsewhere.
@@ -261,8 +270,12 @@ class ControlService:
         info = dict(info, alive=True, conn_time=time.time(), last_heartbeat=time.monotonic())
         self.nodes[info["node_id"]] = info
         self.node_conns[info["node_id"]] = conn
+        for job_id, job in self.jobs.items():
+            if job.get("status") == "RUNNING":
+                conn.notify("job_info", self._job_info(job_id))
         self._broadcast_view()
         self._retry_pending_actors()
+        self.pgs.kick()
         return True
 
     def _h_register_job(self, conn: Connection, p: dict) -> dict:
@@ -278,11 +291,21 @@ class ControlService:
             "end_time": None,
             "pid": p.get("pid"),
             "entrypoint": p.get("entrypoint", ""),
+            "submission_id": p.get("submission_id"),
             "runtime_env": p.get("runtime_env") or {},
+            "sys_path": p.get("sys_path") or [],
         }
         self.job_conns[conn] = job_id
         self.store.put("jobs", job_id, self.jobs[job_id])
+        for c in self.node_conns.values():
+            c.notify("job_info", self._job_info(job_id))
         return {"job_id": job_id, "namespace": namespace}
+
+    def _job_info(self, job_id: int) -> dict:
+        """What every node needs to start the job's workers: its driver (for logs), its
+        runtime_env and the driver's import path (workers import the driver's modules)."""
+        job = self.jobs[job_id]
+        return {k: job.get(k) for k in ("job_id", "driver_address", "namespace", "runtime_env", "sys_path")}
 
     def _h_reattach_job(self, conn: Connection, job_id: int) -> bool:
         """A driver reconnected after a head restart: its job is alive again."""
@@ -303,6 +326,7 @@ class ControlService:
                 rec.no_restart = True
                 self._kill_actor_worker(rec)
                 self._set_dead(rec, {"message": "The actor's job (driver) exited."})
+        self.pgs.on_job_finished(job_id)
         for conn in self.node_conns.values():
             conn.notify("job_finished", job_id)
 
@@ -361,8 +385,9 @@ class ControlService:
         if strategy == "SPREAD" and fitting:
             load = {n["node_id"]: 0 for n in fitting}
             for rec in self.actors.values():
-                if rec.state == ALIVE and rec.node_id in load:
-                    load[rec.node_id] += 1
+                node_id = rec.node_id if rec.state == ALIVE else (getattr(rec, "placing_on", None) if rec.scheduling else None)
+                if node_id in load:
+                    load[node_id] += 1
             return min(fitting, key=lambda n: (load[n["node_id"]], n["node_id"]))["node_id"]
         if fitting:
             def util(n):
@@ -395,8 +420,27 @@ class ControlService:
     async def _schedule_actor_once(self, rec: ActorRecord) -> None:
         spec = rec.spec
         demand = normalize(spec.get("resources"))
-        node_id = self._pick_node(demand, spec.get("strategy"))
+        strategy = spec.get("strategy")
+        kind = strategy.get("type") if isinstance(strategy, dict) else None
+        if kind == "placement_group" and self.pgs.state_of(strategy["pg_id"]) in (None, "REMOVED"):
+            rec.no_restart = True
+            self._set_dead(rec, {"message": "The actor's placement group was removed.", "pg_removed": True})
+            return
+        node_id = self._pick_node(demand, strategy)
         if node_id is None:
+            if kind == "placement_group":
+                return  # waits until its bundle is placed (or free): heartbeats retry
+            if kind == "node_affinity" and not strategy.get("soft"):
+                rec.no_restart = True
+                self._set_dead(
+                    rec,
+                    {
+                        "message": f"The actor {rec.class_name} has a NodeAffinitySchedulingStrategy for node "
+                        f"{strategy['node_id']}, which is dead or cannot fit {describe(demand)}, and soft=False.",
+                        "unschedulable": True,
+                    },
+                )
+                return
             msg = (
                 f"The actor {rec.class_name} requires {describe(self._placement_demand(demand))}, "
                 "which no node in the cluster can satisfy: "
@@ -406,6 +450,12 @@ class ControlService:
             self._warn_job(rec.job_id, msg)
             return
         node_conn = self.node_conns[node_id]
+        # Count the actor against the node until heartbeats report the lease, so a burst of
+        # actors spreads instead of piling onto the node that looked emptiest.
+        rec.placing_on = node_id
+        view = self.nodes[node_id]["resources_available"] = dict(self.nodes[node_id]["resources_available"])
+        for k, v in self._placement_demand(demand).items():
+            view[k] = view.get(k, 0.0) - v
         try:
             grant = await node_conn.request(
                 "request_lease",
@@ -446,9 +496,11 @@ class ControlService:
                 "r": 1,
                 "o": spec["owner"],
                 "act": rec.actor_id,
+                "restarts": rec.num_restarts,  # > 0: was_current_actor_reconstructed()
                 "opts": spec.get("opts"),
                 "res": demand,
                 "gpu": grant.get("gpu_ids"),
+                "pg": spec.get("placement"),
             }
             reply = await conn.request("push_task", msg)
         except (ConnectionError, RpcError) as e:

@@ -25,7 +25,8 @@ import msgpack
 
 from solray._private import config, ids
 from solray._private.rpc.connection import Connection, RpcError, connect, serve
-from solray._private.scheduling.resources import NodeResources, describe, fits, normalize
+from solray._private.scheduling.bundles import BundleTable, uses_group
+from solray._private.scheduling.resources import NodeResources, cpu_part, describe, fits, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class NodeDaemon:
         self.resources = NodeResources({**resources, f"node:{node_ip}": 1.0})
         if is_head:
             self.resources = NodeResources({**self.resources.total, "node:__internal_head__": 1.0})
+        self.bundles = BundleTable(self.resources)  # placement-group bundles reserved here
+        self.removed_pgs: set[str] = set()
         self.object_store_memory = object_store_memory
         self.is_head = is_head
         self.labels = labels or {}
@@ -137,6 +140,8 @@ class NodeDaemon:
         self.pool: list[tuple[int, str]] = []
         self.pool_bytes = 0
         self.restored_bytes_total = 0
+        self.pulls_total = 0  # objects copied here from other nodes (one per object, however many ask)
+        self.pulled_bytes_total = 0
         self._server = None
         self._handlers = {
             "register_client": self._h_register_client,
@@ -148,11 +153,15 @@ class NodeDaemon:
             "free_objects": self._h_free_objects,
             "kill_worker": self._h_kill_worker,
             "job_finished": self._h_job_finished,
+            "job_info": self._h_job_info,
             "node_info": self._h_node_info,
             "cluster_view": self._h_cluster_view,
             "pull_object": self._h_pull_object,
             "read_chunk": self._h_read_chunk,
             "restore_object": self._h_restore_object,
+            "reserve_bundles": self._h_reserve_bundles,
+            "return_bundles": self._h_return_bundles,
+            "pg_removed": self._h_pg_removed,
             "ping": lambda conn, p: "pong",
         }
 
@@ -210,6 +219,8 @@ class NodeDaemon:
             "spilled_bytes": sum(v[0] for v in self.spilled.values()),
             "spilled_bytes_total": self.spilled_bytes_total,
             "restored_bytes_total": self.restored_bytes_total,
+            "pulls_total": self.pulls_total,
+            "pulled_bytes_total": self.pulled_bytes_total,
             "is_head": self.is_head,
             "labels": self.labels,
             "shm_dir": self.shm_dir,
@@ -234,12 +245,16 @@ class NodeDaemon:
             beat = {
                 "node_id": self.node_id,
                 "available": self.resources.available,
+                "total": self.resources.total,
                 "pending": self.pending_demands(),
                 "object_store_used": self.object_bytes,
             }
             now = time.monotonic()
-            if beat != self._last_heartbeat or now - last_sent > 1.0:
-                self._last_heartbeat = {**beat, "available": dict(self.resources.available)}
+            # Unchanged beats still go out well within the death timeout (tests shorten it).
+            if beat != self._last_heartbeat or now - last_sent > min(1.0, config.NODE_DEATH_TIMEOUT_S / 4):
+                self._last_heartbeat = {
+                    **beat, "available": dict(self.resources.available), "total": dict(self.resources.total)
+                }
                 self.control.notify("heartbeat", beat)
                 last_sent = now
 
@@ -373,6 +388,7 @@ class NodeDaemon:
         if p["kind"] == "driver":
             self.jobs[p["job_id"]] = {
                 "driver_address": p["address"],
+                "namespace": p.get("namespace"),
                 "runtime_env": p.get("runtime_env") or {},
                 "sys_path": p.get("sys_path") or [],
             }
@@ -408,6 +424,7 @@ class NodeDaemon:
                 "worker_id": w.worker_id,
                 "job_id": job_id,
                 "driver_address": job.get("driver_address"),
+                "namespace": job.get("namespace"),  # get_actor() in tasks looks here by default
                 "env_vars": job_env,
                 "runtime_env": job.get("runtime_env") or {},
                 "sys_path": job.get("sys_path") or [],
@@ -424,8 +441,8 @@ class NodeDaemon:
         return fut
 
     def _warn_infeasible(self, req: LeaseRequest) -> None:
-        if req.shape in self._warned_infeasible:
-            return
+        if req.shape in self._warned_infeasible or _pg_of(req) is not None:
+            return  # a placement group's task waits for its group, which warns if infeasible
         self._warned_infeasible.add(req.shape)
         msg = (
             f"The {'actor' if req.for_actor else 'task'} requires {req.shape}, which no node "
@@ -452,6 +469,9 @@ class NodeDaemon:
             req = self.pending.popleft()
             if req.future.done() or req.owner.closed:
                 continue
+            if _pg_of(req) in self.removed_pgs:
+                req.future.set_result({"error": _PG_REMOVED, "pg_removed": True})
+                continue
             target = self._choose_node(req)
             if target is None:
                 still.append(req)
@@ -464,7 +484,7 @@ class NodeDaemon:
                 req.future.set_result({"spillback": node["address"], "node_id": target})
                 continue
             lease = Lease(req.demand, req.owner, req.future, req.for_actor)
-            lease.gpu_ids = self.resources.acquire(req.demand)
+            lease.gpu_ids = self.resources.acquire(req.demand) or self.bundles.acquire_gpus(req.demand)
             self.leases[lease.lease_id] = lease
             w = self._idle_worker(req.job_id, req.env_key)
             if w is not None:
@@ -588,9 +608,11 @@ class NodeDaemon:
         w = lease.worker
         demand = dict(lease.demand)
         if w is not None and w.blocked:
-            demand["CPU"] = demand.get("CPU", 0.0) - lease.demand.get("CPU", 0.0)
+            for k in cpu_part(lease.demand):  # lent out while blocked: free already
+                demand[k] = 0.0
             w.blocked = False
         self.resources.release(demand, lease.gpu_ids)
+        self.bundles.release_gpus(lease.demand, lease.gpu_ids)
         if w is not None:
             w.lease = None
 
@@ -599,7 +621,7 @@ class NodeDaemon:
         if w is None or w.lease is None or w.blocked:
             return
         w.blocked = True
-        self.resources.lend_cpu(w.lease.demand.get("CPU", 0.0))
+        self.resources.lend(cpu_part(w.lease.demand))
         self._schedule()
 
     def _h_worker_unblocked(self, conn: Connection, worker_id: str) -> None:
@@ -607,7 +629,40 @@ class NodeDaemon:
         if w is None or w.lease is None or not w.blocked:
             return
         w.blocked = False
-        self.resources.reclaim_cpu(w.lease.demand.get("CPU", 0.0))
+        self.resources.reclaim(cpu_part(w.lease.demand))
+
+    # ------------------------------------------------------------------ placement groups
+    def _h_reserve_bundles(self, conn: Connection, p: list) -> dict:
+        pg_hex, items = p
+        ok = pg_hex not in self.removed_pgs and self.bundles.reserve(pg_hex, items)
+        if ok:
+            self._schedule()
+        return {"ok": ok, "total": self.resources.total, "available": self.resources.available}
+
+    def _h_return_bundles(self, conn: Connection, p: list) -> None:
+        """Undo a reservation nothing runs in yet (the group was placed elsewhere)."""
+        pg_hex, indices = p
+        self.bundles.release(pg_hex, indices)
+        self._schedule()
+
+    def _h_pg_removed(self, conn: Connection, pg_hex: str) -> None:
+        """The group is gone: fail its queued leases, kill its workers, free its bundles."""
+        self.removed_pgs.add(pg_hex)
+        for lease in list(self.leases.values()):
+            if not uses_group(lease.demand, pg_hex):
+                continue
+            w = lease.worker
+            if w is not None and w.waiting is lease:  # its worker is still starting
+                w.waiting = None
+                w.lease = None
+                w.state = STARTING
+                self._release_lease(lease)
+                if not lease.future.done():
+                    lease.future.set_result({"error": _PG_REMOVED, "pg_removed": True})
+            elif w is not None:
+                self._kill(w)
+        self.bundles.release(pg_hex)
+        self._schedule()
 
     # ------------------------------------------------------------------ worker exits
     def _worker_gone(self, w: WorkerRecord) -> None:
@@ -637,6 +692,19 @@ class NodeDaemon:
             return False
         self._kill(w)
         return True
+
+    def _h_job_info(self, conn: Connection, job: dict) -> None:
+        """A job started somewhere in the cluster (sent by the control service): workers
+        started here for it need its driver's address, runtime_env and import path."""
+        self.jobs.setdefault(
+            job["job_id"],
+            {
+                "driver_address": job.get("driver_address"),
+                "namespace": job.get("namespace"),
+                "runtime_env": job.get("runtime_env") or {},
+                "sys_path": job.get("sys_path") or [],
+            },
+        )
 
     def _h_job_finished(self, conn: Connection, job_id: int) -> None:
         self._finish_job(job_id)
@@ -877,6 +945,8 @@ class NodeDaemon:
             src.close()
         os.close(fd)
         os.rename(path + ".part", path)
+        self.pulls_total += 1
+        self.pulled_bytes_total += size
 
     def _h_read_chunk(self, conn: Connection, p: list) -> Any:
         from solray._private.rpc.connection import Raw
@@ -896,3 +966,11 @@ class NodeDaemon:
 
     def _h_node_info(self, conn: Connection, p: Any) -> dict:
         return self.node_info()
+
+
+_PG_REMOVED = "The task's placement group was removed."
+
+
+def _pg_of(req: LeaseRequest) -> str | None:
+    s = req.strategy
+    return s.get("pg_id") if isinstance(s, dict) and s.get("type") == "placement_group" else None

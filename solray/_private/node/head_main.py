@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--object-store-memory", type=int, required=True)
     p.add_argument("--storage", default=None, help="SQLite file for the control service's tables")
     p.add_argument("--dashboard-port", type=int, default=None)
+    p.add_argument("--dashboard-host", default="127.0.0.1")
     p.add_argument("--spill-dir", default=None)
     return p.parse_args(argv)
 
@@ -66,6 +67,14 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
     if args.embedded:
         loop.add_reader(sys.stdin.fileno(), lambda: _on_stdin(stop))
+    dashboard, dashboard_info = None, {}
+    if args.head and args.dashboard_port is not None:
+        from solray.dashboard.launcher import start_dashboard
+
+        dashboard, dashboard_info = await start_dashboard(
+            host=args.dashboard_host, port=args.dashboard_port, control_address=control_address,
+            session_dir=args.session_dir, node_id=daemon.node_id, token=token,
+        )
     print(
         json.dumps(
             {
@@ -74,6 +83,7 @@ async def run(args: argparse.Namespace) -> None:
                 "node_id": daemon.node_id,
                 "shm_dir": daemon.shm_dir,
                 "pid": os.getpid(),
+                **dashboard_info,
             }
         ),
         flush=True,
@@ -81,6 +91,10 @@ async def run(args: argparse.Namespace) -> None:
     try:
         await stop
     finally:
+        if dashboard is not None:
+            from solray.dashboard.launcher import stop_dashboard
+
+            await stop_dashboard(dashboard)
         daemon.shutdown()
 
 

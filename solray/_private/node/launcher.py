@@ -54,6 +54,7 @@ def start_node(
     embedded: bool = False,
     storage: str | None = None,
     dashboard_port: int | None = None,
+    dashboard_host: str = "127.0.0.1",
     spill_dir: str | None = None,
     control_only: bool = False,
     head_node: bool = False,
@@ -80,7 +81,7 @@ def start_node(
     if storage:
         cmd += ["--storage", storage]
     if dashboard_port is not None:
-        cmd += ["--dashboard-port", str(dashboard_port)]
+        cmd += ["--dashboard-port", str(dashboard_port), "--dashboard-host", dashboard_host]
     if spill_dir:
         cmd += ["--spill-dir", spill_dir]
     proc = subprocess.Popen(

@@ -18,6 +18,9 @@ HEADER_SIZE = HEADER.size
 # A frame larger than this is treated as hostile or corrupt and closes the connection.
 MAX_BODY_SIZE = 1 << 30
 MAX_TAIL_SIZE = 1 << 31
+# Before a peer has authenticated, only a small AUTH frame is acceptable: a stranger must
+# not make a server buffer a gigabyte of frame body.
+MAX_UNAUTHENTICATED_SIZE = 64 * 1024
 
 # Message kinds (first element of every body).
 REQUEST = 0
@@ -51,6 +54,8 @@ def encode_frame(body: Any, tail: bytes | memoryview | None = None) -> list:
     return [HEADER.pack(len(packed), 0) + packed]
 
 
-def check_sizes(body_len: int, tail_len: int) -> None:
+def check_sizes(body_len: int, tail_len: int, authenticated: bool = True) -> None:
+    if not authenticated and body_len + tail_len > MAX_UNAUTHENTICATED_SIZE:
+        raise FrameError(f"oversized frame before authentication ({body_len + tail_len} bytes)")
     if body_len > MAX_BODY_SIZE or tail_len > MAX_TAIL_SIZE:
         raise FrameError(f"oversized frame (body {body_len} bytes, tail {tail_len} bytes)")

@@ -128,7 +128,7 @@ class Connection(asyncio.Protocol):
         try:
             while n - pos >= frames.HEADER_SIZE:
                 body_len, tail_len = frames.HEADER.unpack_from(buf, pos)
-                frames.check_sizes(body_len, tail_len)
+                frames.check_sizes(body_len, tail_len, self._authenticated)
                 end = pos + frames.HEADER_SIZE + body_len + tail_len
                 if end > n:
                     break

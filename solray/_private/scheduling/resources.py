@@ -71,11 +71,24 @@ class NodeResources:
 
     def release(self, demand: dict[str, float], gpu_ids: list[int]) -> None:
         for k, v in demand.items():
+            if k not in self.total:  # a placement group's resource, gone with its group
+                continue
             self.available[k] = min(self.total.get(k, 0.0), self.available.get(k, 0.0) + v)
         gpus = demand.get("GPU", 0.0)
         share = 1.0 if gpus >= 1 - EPS else gpus
         for gid in gpu_ids:
             self.gpu_free[gid] = min(1.0, self.gpu_free.get(gid, 0.0) + share)
+
+    def lend(self, part: dict[str, float]) -> None:
+        """A blocked worker's CPUs (plain or a placement group's) become usable by others."""
+        for k, v in part.items():
+            if k in self.total:
+                self.available[k] = self.available.get(k, 0.0) + v
+
+    def reclaim(self, part: dict[str, float]) -> None:
+        for k, v in part.items():
+            if k in self.total:
+                self.available[k] = self.available.get(k, 0.0) - v
 
     def lend_cpu(self, cpus: float) -> None:
         """A blocked worker's CPUs become usable by others (it may briefly oversubscribe)."""
@@ -83,3 +96,8 @@ class NodeResources:
 
     def reclaim_cpu(self, cpus: float) -> None:
         self.available["CPU"] = self.available.get("CPU", 0.0) - cpus
+
+
+def cpu_part(demand: dict[str, float]) -> dict[str, float]:
+    """The CPU entries of a demand: ``CPU`` and a placement group's ``CPU_group_...``."""
+    return {k: v for k, v in demand.items() if k == "CPU" or k.startswith("CPU_group_")}

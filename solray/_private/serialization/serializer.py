@@ -9,16 +9,38 @@ owner can count the new borrower.
 
 from __future__ import annotations
 
+import io
 import pickle
 import threading
+import types
+from collections import ChainMap
 from typing import Any
 
 import cloudpickle
+from cloudpickle import cloudpickle as _cp
 
 META_PICKLE = 0
 META_ERROR = 1  # pickled exception (RayTaskError, RayActorError, ...)
 
 _local = threading.local()
+
+
+def _code_reduce_keeping_filename(code: types.CodeType):
+    """cloudpickle >= 3.1 blanks code filenames to ``<dynamic-code>``; keep the real one so a
+    remote traceback shows the file, and the source lines, of the user's function (Ray does)."""
+    ctor, args = _cp._code_reduce(code)
+    return ctor, tuple(code.co_filename if isinstance(a, str) and a == "<dynamic-code>" else a for a in args)
+
+
+class _Pickler(cloudpickle.Pickler):
+    if hasattr(_cp, "_code_reduce"):
+        dispatch_table = ChainMap({types.CodeType: _code_reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
+
+
+def _dumps(value: Any, buffer_callback=None) -> bytes:
+    with io.BytesIO() as f:
+        _Pickler(f, protocol=5, buffer_callback=buffer_callback).dump(value)
+        return f.getvalue()
 
 
 class SerializedObject:
@@ -54,7 +76,7 @@ def serialize(value: Any, meta: int = META_PICKLE) -> SerializedObject:
     prev = getattr(_local, "refs", None)
     _local.refs = contained = []
     try:
-        data = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        data = _dumps(value, buffer_callback=buffers.append)
     finally:
         _local.refs = prev
     views = []
@@ -70,7 +92,7 @@ def _serialize_in_band(value: Any, meta: int, contained: list) -> SerializedObje
     prev = getattr(_local, "refs", None)
     _local.refs = contained = []
     try:
-        data = cloudpickle.dumps(value, protocol=5)
+        data = _dumps(value)
     finally:
         _local.refs = prev
     return SerializedObject(meta, data, [], contained)
@@ -91,7 +113,7 @@ def deserialize(meta: int, data: bytes | memoryview, buffers: list | None = None
 
 
 def dumps_function(fn: Any) -> bytes:
-    return cloudpickle.dumps(fn, protocol=5)
+    return _dumps(fn)
 
 
 def loads_function(data: bytes) -> Any:

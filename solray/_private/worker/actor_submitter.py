@@ -237,7 +237,7 @@ class ActorTaskSubmitter:
         return st.state if st else None
 
 
-def death_error(actor_id: bytes, death: dict) -> exceptions.ActorDiedError:
+def death_error(actor_id: bytes, death: dict) -> exceptions.RayError:
     """The error for calls to a dead actor; creation failures carry the original error."""
     cause = None
     blob = death.get("error")
@@ -250,4 +250,6 @@ def death_error(actor_id: bytes, death: dict) -> exceptions.ActorDiedError:
     text = f"The actor {actor_id.hex()} is dead: {msg}"
     if cause is not None:
         text += f"\n{cause}"
+    if death.get("unschedulable"):
+        return exceptions.ActorUnschedulableError(text)
     return exceptions.ActorDiedError(cause=cause, error_msg=text, actor_id=actor_id.hex())

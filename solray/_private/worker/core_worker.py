@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import os
 import sys
@@ -41,12 +42,31 @@ STREAM_INDEX_BASE = 2
 WORKER = "worker"
 
 
-class TaskContext(threading.local):
-    """What the thread is currently running (for the runtime context and child tasks)."""
+class _ContextField:
+    """A ``TaskContext`` attribute kept in a context variable.
 
-    task_id: bytes | None = None
-    task_name: str = ""
-    resources: dict | None = None
+    Each thread has its own value, as with ``threading.local``, and so does each asyncio
+    task: the concurrent calls of an async actor are coroutines on one thread, and each
+    must see its own task id (runtime context, parent of the tasks it submits).
+    """
+
+    def __init__(self, name: str, default: Any):
+        self.var: contextvars.ContextVar = contextvars.ContextVar(f"solray_{name}", default=default)
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self if obj is None else self.var.get()
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.var.set(value)
+
+
+class TaskContext:
+    """What the current thread or asyncio task is running (runtime context, child tasks)."""
+
+    task_id = _ContextField("task_id", None)
+    task_name = _ContextField("task_name", "")
+    resources = _ContextField("resources", None)
+    placement = _ContextField("placement", None)  # its placement group (see TaskSpec.placement)
 
 
 class CoreWorker:
@@ -85,9 +105,11 @@ class CoreWorker:
         self.address = ""
         self.actor_id: bytes | None = None
         self.actor_name: str = ""
+        self.actor_restarted = False  # this actor process is a restart (max_restarts)
         self.context = TaskContext()
         self.assigned_resources: dict = {}
         self.gpu_ids: list = []
+        self.actor_placement: list | None = None  # an actor's placement group (TaskSpec.placement)
 
         self.loop = asyncio.new_event_loop()
         self._loop_thread: threading.Thread | None = None
@@ -97,6 +119,7 @@ class CoreWorker:
         self.store = MemoryStore()
         self.refs = ReferenceCounter(self._on_refs_zero, self.schedule)
         self.registered_borrows: set[bytes] = set()
+        self._watched_borrowers: set[str] = set()  # addresses of processes borrowing our objects
         self._borrow_owners: dict[bytes, str] = {}
         self.peers: dict[str, Connection] = {}
         self._peer_connecting: dict[str, asyncio.Future] = {}
@@ -114,6 +137,7 @@ class CoreWorker:
         self._server = None
         self._streams: dict[bytes, dict] = {}
         self.creating: dict[bytes, asyncio.Future] = {}  # actor_id -> sent to control
+        self.free_hooks: dict[bytes, Callable[[], None]] = {}  # owned oid -> run when freed
         self._handlers = self._build_handlers()
         self.shutting_down = False
         self.on_daemon_lost: Callable[[], None] | None = None
@@ -150,6 +174,9 @@ class CoreWorker:
                     "pid": os.getpid(),
                     "runtime_env": self.runtime_env,
                     "entrypoint": " ".join(sys.argv),
+                    # Set by the job manager for a submitted job's entrypoint (Jobs API).
+                    "submission_id": os.environ.get("SOLRAY_JOB_SUBMISSION_ID") or None,
+                    "sys_path": list(sys.path),
                 },
             )
             self.job_id = info["job_id"]
@@ -167,6 +194,7 @@ class CoreWorker:
                 "address": self.address,
                 "pid": os.getpid(),
                 "job_id": self.job_id,
+                "namespace": self.namespace,
                 "runtime_env": self.runtime_env,
                 # Workers import the driver's modules by reference, as Ray's do: they get
                 # the driver's import path (its script's folder, a test's rootdir...).
@@ -289,6 +317,8 @@ class CoreWorker:
         for addr, c in list(self.peers.items()):
             if c is conn:
                 del self.peers[addr]
+                if addr in self._watched_borrowers and not self.shutting_down:
+                    self._borrower_gone(addr)
 
     # ------------------------------------------------------------------ RPC handlers
     def _build_handlers(self) -> dict[str, Callable]:
@@ -340,7 +370,7 @@ class CoreWorker:
         oid, addr = payload
         e = self.store.get(oid)
         if e is not None and e.owned:
-            e.borrowers.add(addr)
+            self._add_borrower(e, addr)
             return True
         return False
 
@@ -367,11 +397,33 @@ class CoreWorker:
             if owner == self.address:
                 e = self.store.get(oid)
                 if e is not None:
-                    e.borrowers.add(receiver)
+                    self._add_borrower(e, receiver)
             elif owner != receiver:
                 waits.append(self._add_remote_borrower(owner, oid, receiver))
         if waits:
             await asyncio.gather(*waits, return_exceptions=True)
+
+    def _add_borrower(self, e: Entry, address: str) -> None:
+        """Count ``address`` as a borrower of an owned object, and notice if it dies."""
+        e.borrowers.add(address)
+        if address not in self._watched_borrowers and address != self.address:
+            self._watched_borrowers.add(address)
+            self.loop.create_task(self._watch_borrower(address))
+
+    async def _watch_borrower(self, address: str) -> None:
+        # A connection to the borrower closes when its process exits (see _on_peer_closed).
+        try:
+            await self.peer(address)
+        except ConnectionError:
+            self._borrower_gone(address)
+
+    def _borrower_gone(self, address: str) -> None:
+        """A borrower's process exited: it holds no references any more."""
+        self._watched_borrowers.discard(address)
+        for oid, e in list(self.store.entries.items()):
+            if e.owned and address in e.borrowers:
+                e.borrowers.discard(address)
+                self._maybe_free(oid)
 
     async def _add_remote_borrower(self, owner: str, oid: bytes, receiver: str) -> None:
         conn = await self.peer(owner)
@@ -416,6 +468,9 @@ class CoreWorker:
             return
         # A pending task's return is dropped too: its reply then finds no entry and frees it.
         self.store.pop(oid)
+        hook = self.free_hooks.pop(oid, None)
+        if hook is not None and not self.shutting_down:
+            hook()
         spec = self.submitter.lineage.get(ids.task_id_of(oid))
         if spec is not None and not any(self.store.get(r) for r in spec.return_refs):
             del self.submitter.lineage[spec.task_id]
@@ -830,6 +885,19 @@ class CoreWorker:
 
         self.schedule(start)
         return None
+
+    def actor_lifetime_ref(self, actor_id: bytes, creation_task_id: bytes) -> ObjectRef:
+        """A ref every handle of an actor carries; when it is freed, the actor terminates.
+
+        Handles pickle this ref with them, so passing a handle to a task, an actor or into
+        an object makes the receiver a borrower, exactly as for object refs. The actor
+        lives while its creator holds a handle or any borrower does (Ray's handle scoping).
+        """
+        oid = ids.object_id(creation_task_id, 1)
+        self.store.create(oid, owned=True)
+        self.store.set_ready(oid, inline=_NONE_INLINE)
+        self.free_hooks[oid] = lambda: self.terminate_actor_when_idle(actor_id)
+        return ObjectRef(oid, self.address, _worker=self)
 
     def terminate_actor_when_idle(self, actor_id: bytes) -> None:
         """Queue ``__ray_terminate__`` behind this process's pending calls to the actor."""

@@ -127,6 +127,7 @@ class Executor:
         ctx = self.worker.context
         ctx.task_id = task_id
         ctx.task_name = msg["n"]
+        ctx.placement = msg.get("pg")
         on_main = threading.current_thread() is threading.main_thread()
         if on_main:
             self.main_task = task_id
@@ -160,6 +161,7 @@ class Executor:
             reply = self._package_error(msg, e)
         finally:
             ctx.task_id = None
+            ctx.placement = None
             if on_main:
                 self.main_task = None
             self.cancelled.discard(task_id)
@@ -175,7 +177,9 @@ class Executor:
         task_id = msg["t"]
         sem = self.group_semaphores.get(group) or self.group_semaphores[""]
         async with sem:
+            # Context variables: this coroutine (and the method's task) see their own values.
             self.worker.context.task_id = task_id
+            self.worker.context.task_name = msg["n"]
             try:
                 if self.exiting:
                     raise _AlreadyExited
@@ -262,6 +266,8 @@ class Executor:
         self.actor_class_name = cls.__name__
         self.worker.actor_name = cls.__name__
         self.worker.actor_id = msg.get("act")
+        self.worker.actor_restarted = bool(msg.get("restarts"))
+        self.worker.actor_placement = msg.get("pg")
         from solray._private.worker.logs import set_log_prefix
 
         set_log_prefix(f"{cls.__name__} pid={os.getpid()}")
@@ -393,7 +399,11 @@ class Executor:
 
     def _task_error(self, msg: dict, exc: BaseException) -> exceptions.RayTaskError:
         name = msg["n"]
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        # The traceback starts at the user's code: frames of this module are noise.
+        frames = exc.__traceback__
+        while frames is not None and frames.tb_frame.f_code.co_filename == __file__:
+            frames = frames.tb_next
+        tb = "".join(traceback.format_exception(type(exc), exc, frames or exc.__traceback__))
         cause = exc
         if isinstance(exc, exceptions.RayTaskError):
             # A nested task failed: keep the original exception as the cause.
@@ -401,9 +411,8 @@ class Executor:
         actor_repr = None
         if self.actor is not None:
             actor_repr = f"{self.actor_class_name}(actor_id={(self.worker.actor_id or b'').hex()})"
-        header = f"ray::{name}() (pid={os.getpid()}, ip={self.ip}"
-        header += f", actor_id={(self.worker.actor_id or b'').hex()})" if actor_repr else ")"
-        return exceptions.RayTaskError(name, f"{header}\n{tb}", cause, name, os.getpid(), self.ip, actor_repr)
+        # RayTaskError's message adds the "ray::name() (pid=..., ip=...)" header itself.
+        return exceptions.RayTaskError(name, tb, cause, name, os.getpid(), self.ip, actor_repr)
 
     # ---- blocking and exit -------------------------------------------------------------
     def notify_blocked(self) -> bool:

@@ -19,6 +19,13 @@ def worker_main(cfg: dict) -> None:
     # The driver's import path first, so modules next to the driver's script resolve.
     missing = [p for p in cfg.get("sys_path") or () if p not in sys.path]
     sys.path[:0] = missing
+    # runtime_env working_dir (a folder on this node, as the job manager unpacked it):
+    # tasks run in it and import from it, as Ray's do.
+    working_dir = (cfg.get("runtime_env") or {}).get("working_dir")
+    if working_dir and os.path.isdir(working_dir):
+        os.chdir(working_dir)
+        if working_dir not in sys.path:
+            sys.path.insert(0, working_dir)
     os.environ["SOLRAY_WORKER_ID"] = cfg["worker_id"]
     pid = os.getpid()
     current = {}

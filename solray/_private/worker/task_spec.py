@@ -53,6 +53,7 @@ class TaskSpec:
         "parent_task_id",
         "env_vars",
         "attempt",
+        "placement",  # [pg hex, bundle index, capture child tasks, bundle specs] or None
     )
 
     def __init__(self, **kw: Any):
@@ -76,6 +77,8 @@ class TaskSpec:
         }
         if self.options and self.options.get("max_calls"):
             msg["mc"] = self.options["max_calls"]
+        if self.placement:
+            msg["pg"] = self.placement
         if self.function is not None:
             msg["f"] = self.function.function_id
             if include_function:

@@ -117,6 +117,8 @@ class NormalTaskSubmitter:
             ks = self.keys[spec.sched_key] = KeyState(spec.sched_key, request_payload)
 
         def resolved(error):
+            if self.running.get(spec.task_id) is not spec:
+                return  # cancelled while its arguments were pending: already failed
             if error is not None:
                 self._finish_failed(spec, error)
                 return
@@ -182,7 +184,8 @@ class NormalTaskSubmitter:
             return
         ks.pending_requests -= 1
         if exc is None and "error" in fut.result():
-            err = exceptions.TaskUnschedulableError(fut.result()["error"])
+            kind = exceptions.TaskPlacementGroupRemoved if fut.result().get("pg_removed") else exceptions.TaskUnschedulableError
+            err = kind(fut.result()["error"])
             while ks.queue:
                 self._finish_failed(ks.queue.popleft(), err)
             return
@@ -371,10 +374,13 @@ class NormalTaskSubmitter:
             ks.queue.remove(spec)
             self._finish_failed(spec, exceptions.TaskCancelledError(task_id.hex()))
             return
-        if spec.worker_address:
-            conn = self.worker.peers.get(spec.worker_address)
-            if conn is not None:
-                conn.notify("cancel_task", [task_id, force, recursive])
+        if not spec.worker_address:
+            # Still waiting for its arguments: fail it now rather than when they are ready.
+            self._finish_failed(spec, exceptions.TaskCancelledError(task_id.hex()))
+            return
+        conn = self.worker.peers.get(spec.worker_address)
+        if conn is not None:
+            conn.notify("cancel_task", [task_id, force, recursive])
 
     def children_of(self, parent_task_id: bytes) -> list[bytes]:
         return [tid for tid, s in self.running.items() if s.parent_task_id == parent_task_id]
