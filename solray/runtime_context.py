@@ -100,6 +100,7 @@ class RuntimeContext:
     def gcs_address(self) -> str:
         return self._worker.control_address
 
+    @property
     def was_current_actor_reconstructed(self) -> bool:
         return bool(self._worker.actor_restarted)
 

@@ -173,7 +173,17 @@ def _pick_local_node(control_address: str, token: str, node_ip: str | None = Non
     ``_node_ip_address``: the driver runs on that node), else a node on this machine."""
     import socket
 
-    nodes = [n for n in query_control(control_address, token, "get_nodes") if n.get("alive")]
+    import time
+
+    # Right after a head (re)start the nodes are still (re)registering: give them a moment.
+    deadline = time.monotonic() + 10
+    while True:
+        nodes = [n for n in query_control(control_address, token, "get_nodes") if n.get("alive")]
+        if nodes and (node_ip is None or any(n["node_ip"] == node_ip for n in nodes)):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     if not nodes:
         raise ConnectionError(f"The cluster at {control_address} has no live nodes.")
     if node_ip is not None:
@@ -255,7 +265,8 @@ def _start_driver(info: dict, namespace, runtime_env, log_to_driver, head_proc) 
 def shutdown(_exiting_interpreter: bool = False) -> None:
     with state.init_lock():
         worker = state.get_core_worker(required=False)
-        if worker is None:
+        if worker is None or worker.mode != DRIVER:
+            # Inside a task or actor the process belongs to the cluster, not to user code.
             return
         state.set_core_worker(None)
         worker.shutdown()

@@ -13,7 +13,7 @@ def kill(actor: Any, *, no_restart: bool = True) -> None:
 
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"solray.kill() only supported for actors. For tasks, try solray.cancel(). Got: {actor!r}.")
-    state.get_core_worker().control_call("kill_actor", [actor._actor_id, bool(no_restart)])
+    state.get_core_worker().kill_actor(actor._actor_id, bool(no_restart))
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

@@ -69,6 +69,7 @@ async def run(args: argparse.Namespace) -> None:
     url = f"http://{url_host}:{port}"
     control = ControlClient(args.control_address, token)
     manager = JobManager(control, token, args.session_dir, node_id=args.node_id)
+    manager.start()
     await manager.recover()
     await control.kv_put(KV_NAMESPACE_DASHBOARD, KV_KEY_URL, url.encode(), True)
     app = build_app(manager, os.path.basename(args.session_dir.rstrip("/")), token)

@@ -43,6 +43,10 @@ class ActorRecord:
         self.node_id: str | None = None
         self.pid: int | None = None
         self.incarnation = 0
+        # Grows with every published change, so callers can drop stale info (a reply may
+        # be handled after a newer notification). Clock-based, so it also grows across a
+        # restart of the head that reloads this record.
+        self.version = 0
         self.death: dict | None = None
         self.no_restart = False
         self.exiting = False
@@ -58,6 +62,7 @@ class ActorRecord:
             "state": self.state,
             "address": self.address,
             "incarnation": self.incarnation,
+            "version": self.version,
             "death": self.death,
             "name": self.name,
             "namespace": self.namespace,
@@ -571,6 +576,7 @@ class ControlService:
         self._publish(rec)
 
     def _publish(self, rec: ActorRecord) -> None:
+        rec.version = max(rec.version + 1, time.time_ns())
         self._save_actor(rec)
         info = rec.info()
         for conn in list(rec.subscribers):

@@ -535,10 +535,14 @@ class NodeDaemon:
             return self.node_id if local_now else None
         others_now = [(nid, n) for nid, n in self._others() if fits(req.demand, n["available"])]
         if kind == "SPREAD":
-            candidates = sorted(others_now + ([(self.node_id, None)] if local_now else []), key=lambda x: x[0])
-            if candidates:
-                self._spread_next += 1
-                return candidates[self._spread_next % len(candidates)][0]
+            # Round robin over every live node, skipping those that cannot take it now: the
+            # ring stays fixed as nodes fill up, so consecutive requests land on distinct nodes.
+            ring = sorted([self.node_id] + [nid for nid, _ in self._others()])
+            free_now = {nid for nid, _ in others_now} | ({self.node_id} if local_now else set())
+            for _ in range(len(ring)):
+                self._spread_next = (self._spread_next + 1) % len(ring)
+                if ring[self._spread_next] in free_now:
+                    return ring[self._spread_next]
         elif local_now:
             util = self._utilization(req.demand, self.resources.total, self.resources.available)
             if util < self.PACK_THRESHOLD or not others_now:

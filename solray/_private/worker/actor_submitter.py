@@ -30,7 +30,10 @@ PENDING = "PENDING_CREATION"
 
 
 class ActorState:
-    __slots__ = ("actor_id", "state", "address", "conn", "queue", "inflight", "death", "subscribed", "incarnation", "connecting")
+    __slots__ = (
+        "actor_id", "state", "address", "conn", "queue", "inflight", "death", "subscribed",
+        "incarnation", "connecting", "version", "next_seq",
+    )
 
     def __init__(self, actor_id: bytes):
         self.actor_id = actor_id
@@ -43,6 +46,8 @@ class ActorState:
         self.subscribed = False
         self.incarnation = -1
         self.connecting = False
+        self.version = -1  # of the newest control-service info applied
+        self.next_seq = 0  # submission order of this caller's calls (retries keep their place)
 
 
 class ActorTaskSubmitter:
@@ -87,9 +92,17 @@ class ActorTaskSubmitter:
             self._apply(st, info)
 
     def _apply(self, st: ActorState, info: dict | None) -> None:
+        if st.state == DEAD:
+            return  # final
         if info is None:
             self._mark_dead(st, {"message": "The actor does not exist (it was never created or its owner died)."})
             return
+        # Replies run a loop iteration after notifications that arrived with them: never let
+        # an older answer undo a newer one (say ALIVE of a dead incarnation after RESTARTING).
+        version = info.get("version", 0)
+        if version < st.version:
+            return
+        st.version = version
         state = info["state"]
         if state == ALIVE:
             if info["incarnation"] != st.incarnation or st.conn is None or st.conn.closed:
@@ -104,16 +117,23 @@ class ActorTaskSubmitter:
             st.state = state
 
     def _connect(self, st: ActorState) -> None:
+        """Connect to the current incarnation; a newer one may arrive while connecting."""
         if st.connecting:
             return
         st.connecting = True
 
         async def go():
             try:
-                st.conn = await self.worker.peer(st.address)
-            except ConnectionError:
-                st.conn = None  # the control service will tell us what happened
-                return
+                while st.state == ALIVE and st.conn is None:
+                    incarnation = st.incarnation
+                    try:
+                        conn = await self.worker.peer(st.address)
+                    except ConnectionError:
+                        conn = None  # the control service will tell us what happened
+                    if st.incarnation == incarnation:
+                        st.conn = conn
+                        break
+                    # A newer incarnation was announced meanwhile: connect to that one.
             finally:
                 st.connecting = False
             self._flush(st)
@@ -137,6 +157,8 @@ class ActorTaskSubmitter:
             self._fail(spec, death_error(st.actor_id, st.death or {}))
             return
         spec.dep_values = None
+        spec.seq = st.next_seq
+        st.next_seq += 1
         st.queue.append(spec)
 
         def resolved(error):
@@ -197,7 +219,10 @@ class ActorTaskSubmitter:
         elif spec.retries_left != 0 and st.state != DEAD:
             spec.retries_left -= 1
             spec.attempt += 1
-            st.queue.appendleft(spec)
+            # Back into the queue at its submission place (calls in flight fail together).
+            at = next((i for i, q in enumerate(st.queue) if q.seq > spec.seq), len(st.queue))
+            st.queue.insert(at, spec)
+            self._flush(st)  # a new incarnation may already be connected
         elif st.state == DEAD:
             self._fail(spec, death_error(st.actor_id, st.death or {}))
         else:

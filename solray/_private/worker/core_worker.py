@@ -523,14 +523,34 @@ class CoreWorker:
             if os.path.exists(path):
                 return path
             try:  # spilled to disk: the daemon restores it
-                return self.run_sync(_await(self.daemon.request("restore_object", oid or bytes.fromhex(os.path.basename(path)))))
+                return self.run_sync(_request(self.daemon, "restore_object", oid or bytes.fromhex(os.path.basename(path))))
             except Exception as e:
                 raise exceptions.ObjectLostError((oid or b"").hex(), owner) from e
         oid = oid or bytes.fromhex(os.path.basename(path))
         try:
-            return self.run_sync(_await(self.daemon.request("pull_object", [oid, node_id, size, owner])))
+            return self.run_sync(_request(self.daemon, "pull_object", [oid, node_id, size, owner]))
         except Exception as e:
             raise exceptions.ObjectLostError(oid.hex(), owner) from e
+
+    def dep_path(self, location: list, owner: str) -> str:
+        """Local path of a task argument in shared memory. If its copy was lost (its node
+        died), the owner rebuilds it from lineage and the argument is read from its new
+        location; meanwhile this worker's CPU is lent, so the rebuild can run here."""
+        oid = bytes.fromhex(os.path.basename(location[1]))
+        for _attempt in range(3):
+            try:
+                return self.local_path(oid, location, owner)
+            except exceptions.ObjectLostError:
+                if owner == self.address:
+                    raise
+                with self._blocked():
+                    try:
+                        location = self.run_sync(self._ask_reconstruct(owner, oid))
+                    except Exception:
+                        location = None
+                if location is None:
+                    raise
+        raise exceptions.ObjectReconstructionFailedError(oid.hex(), owner)
 
     # ------------------------------------------------------------------ objects: put
     def _next_put_id(self) -> bytes:
@@ -566,10 +586,9 @@ class CoreWorker:
 
     def write_shm(self, oid: bytes, so: SerializedObject, owner: str) -> list:
         size = so.total_bytes
-        coro = self.daemon.request("alloc_object", [oid, size, owner])
         if self.in_loop_thread():
             raise RuntimeError("write_shm must not run on the IO loop")
-        reply = self.run_sync(_await(coro))
+        reply = self.run_sync(_request(self.daemon, "alloc_object", [oid, size, owner]))
         if reply not in ("ok", "reuse"):
             raise exceptions.ObjectStoreFullError(reply)
         path = os.path.join(self.shm_dir, oid.hex())
@@ -910,7 +929,19 @@ class CoreWorker:
         self.schedule(lambda: self.actor_submitter.submit(spec))
 
     def control_call(self, method: str, payload: Any = None, timeout: float | None = 30) -> Any:
-        return self.run_sync(_await(self.control.request(method, payload)), timeout)
+        return self.run_sync(_request(self.control, method, payload), timeout)
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> bool:
+        """Ask the control service to kill an actor, after its creation request if pending
+        (``kill`` right after ``.remote()`` must not reach the service before the actor)."""
+
+        async def go():
+            creating = self.creating.get(actor_id)
+            if creating is not None:
+                await asyncio.shield(creating)
+            return await self.control.request("kill_actor", [actor_id, no_restart])
+
+        return self.run_sync(go(), 30)
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         task_id = ids.task_id_of(ref.binary())
@@ -1029,8 +1060,10 @@ class _BlockedScope:
             self.worker.executor.notify_unblocked()
 
 
-async def _await(fut):
-    return await fut
+async def _request(conn: Connection, method: str, payload: Any = None) -> Any:
+    """A request made from a user thread: ``Connection`` is not thread-safe, so the frame
+    must be written by the IO loop (``run_sync(_request(...))``), never by the caller."""
+    return await conn.request(method, payload)
 
 
 def _as_raisable(value: Any) -> BaseException:

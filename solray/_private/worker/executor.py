@@ -254,7 +254,7 @@ class Executor:
 
     def _load_dep(self, wire: list, owner: str) -> Any:
         if wire[0] is None:
-            path = self.worker.local_path(b"", wire[1], owner)
+            path = self.worker.dep_path(wire[1], wire[2] if len(wire) > 2 else owner)
             meta, data, bufs = shm_store.read(path)
         else:
             meta, data, bufs = wire

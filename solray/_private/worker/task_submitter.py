@@ -70,7 +70,9 @@ def resolve_dependencies(worker: CoreWorker, spec: TaskSpec, on_resolved) -> Non
             if e.is_error:
                 on_resolved(_stored_error(worker, r))
                 return
-            values.append(e.inline if e.inline is not None else [None, e.location])
+            # A value in shared memory travels as its location plus its owner, who can
+            # rebuild it should its node die before the task reads it.
+            values.append(e.inline if e.inline is not None else [None, e.location, r.owner_address()])
         spec.dep_values = values
         on_resolved(None)
 

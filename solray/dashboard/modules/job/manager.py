@@ -85,7 +85,30 @@ class JobManager:
         self._running: dict[str, _Running] = {}
         self._infos: dict[str, dict] = {}  # submission_id -> last written record (cache)
         self._shutting_down = False
+        self._reaper: asyncio.Task | None = None
         os.makedirs(self.log_dir, exist_ok=True)
+
+    def start(self) -> None:
+        """Adopt and reap the orphans of entrypoints (a shell that died before its children):
+        many containers' PID 1 never reaps, which would leave them as zombies forever."""
+        if _become_subreaper():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_orphans())
+
+    async def _reap_orphans(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            managed = {r.proc.pid for r in self._running.values() if r.proc is not None}
+            while True:
+                try:
+                    info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                except ChildProcessError:
+                    info = None
+                if info is None or info.si_pid in managed:
+                    break  # nothing to reap, or asyncio's watcher will reap its own child
+                try:
+                    os.waitpid(info.si_pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
 
     # ------------------------------------------------------------------ persistence
     @staticmethod
@@ -337,6 +360,9 @@ class JobManager:
         while _group_alive(pgid) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         _signal_group(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while _group_alive(pgid) and time.monotonic() < deadline:  # SIGKILL takes effect
+            await asyncio.sleep(0.01)
 
     async def delete(self, sid: str) -> bool:
         record = await self._get(sid)
@@ -428,6 +454,18 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _become_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        PR_SET_CHILD_SUBREAPER = 36
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _group_alive(pgid: int) -> bool:
