@@ -143,13 +143,15 @@ class ActorClass:
             reply = fut
             if reply["existing"]:
                 return handle_from_info(reply["info"])
-        lifetime_ref = None
+        # Constructor arguments stay alive as long as the actor may restart: with the
+        # lifetime object (alive while any handle is), else with the creator's handle.
+        pins = [*deps, *contained]
         if options.get("lifetime") != "detached" and not named:
             # Named and detached actors outlive their handles (get_actor can find them).
-            lifetime_ref = worker.actor_lifetime_ref(actor_id, spec["task_id"])
-        handle = ActorHandle(actor_id, meta, lifetime_ref)
-        # The creator's handle keeps argument objects alive as long as the actor may restart.
-        handle._pins = (deps, contained)
+            handle = ActorHandle(actor_id, meta, worker.actor_lifetime_ref(actor_id, spec["task_id"], pins))
+        else:
+            handle = ActorHandle(actor_id, meta)
+            handle._pins = pins
         return handle
 
 
@@ -167,6 +169,9 @@ class _ActorOptions:
         return ClassNode(self._actor_class, args, kwargs, self._options)
 
 
+_BUILTIN_METHODS = ("__ray_terminate__", "__ray_ready__", "__ray_call__")
+
+
 class ActorHandle:
     """A reference to an actor; ``handle.method.remote(*args)`` calls it. Picklable."""
 
@@ -178,14 +183,14 @@ class ActorHandle:
         self._pins = None
 
     def __getattr__(self, name: str) -> ActorMethod:
-        if name.startswith("_") and name not in ("__ray_terminate__", "__ray_ready__", "__ray_call__"):
+        if name == "_meta":  # not set yet (mid-unpickling): no recursion
             raise AttributeError(name)
         methods = self._meta["methods"]
-        if name not in methods and name not in ("__ray_terminate__", "__ray_ready__", "__ray_call__"):
-            raise AttributeError(
-                f"'{self._meta['class_name']}' actor has no method '{name}'"
-            )
-        return ActorMethod(self, name, methods.get(name, {"num_returns": 1}))
+        if name in methods or name in _BUILTIN_METHODS:
+            return ActorMethod(self, name, methods.get(name, {"num_returns": 1}))
+        if name.startswith("_"):  # copy/pickle/IPython probes
+            raise AttributeError(name)
+        raise AttributeError(f"'{self._meta['class_name']}' actor has no method '{name}'")
 
     def __reduce__(self):
         return (_rebuild_handle, (self._actor_id, self._meta, self._lifetime_ref))

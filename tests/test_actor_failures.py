@@ -319,3 +319,76 @@ def test_scope_exit_after_restart_still_terminates(ray_shared):
     del a
     gc.collect()
     wait_for(lambda: process_gone(pid), what="the restarted actor to exit with its handle")
+
+
+def test_retried_calls_keep_their_order(ray_shared, tmp_path):
+    @solray.remote(max_restarts=1, max_task_retries=2)
+    class Log:
+        def __init__(self):
+            self.log = []
+
+        def step(self, i, gate_address, marker):
+            if i == 0 and not os.path.exists(marker):
+                open(marker, "w").close()
+                arrive_and_wait(gate_address)  # the later calls are in flight meanwhile
+                os._exit(1)
+            self.log.append(i)
+            return i
+
+        def get_log(self):
+            return self.log
+
+    a = Log.remote()
+    marker = str(tmp_path / "crashed")
+    with Gate() as gate:
+        refs = [a.step.remote(i, gate.address, marker) for i in range(6)]
+        gate.wait_arrivals(1)
+    assert solray.get(refs) == list(range(6))
+    assert solray.get(a.get_log.remote()) == list(range(6))
+
+
+def test_kill_an_actor_that_is_still_pending(ray_shared):
+    a = Stateful.options(resources={"never-available": 1}).remote()
+    ref = a.incr.remote()
+    solray.kill(a)
+    with pytest.raises(ActorDiedError):
+        solray.get(ref, timeout=30)
+
+
+def test_large_constructor_argument_survives_a_restart_after_the_creator_let_go(ray_shared):
+    import numpy as np
+
+    @solray.remote(max_restarts=1)
+    class Big:
+        def __init__(self, array):
+            self.total = int(array.sum())
+
+        def total_and_pid(self):
+            return self.total, os.getpid()
+
+    @solray.remote
+    class Holder:
+        def hold(self, handles):
+            self.held = handles[0]
+
+        def use(self):
+            return solray.get(self.held.total_and_pid.remote())
+
+    big = Big.remote(np.ones(1_000_000, dtype=np.uint8))  # stored in shared memory
+    holder = Holder.remote()
+    solray.get(holder.hold.remote([big]))
+    del big
+    gc.collect()
+    total, pid = solray.get(holder.use.remote())
+    assert total == 1_000_000
+    psutil.Process(pid).kill()
+
+    def restarted():
+        try:
+            return solray.get(holder.use.remote())
+        except ActorDiedError:
+            return None  # a call that raced the kill
+
+    # Restarted from the same (still pinned) argument.
+    total, new_pid = wait_for(restarted, what="the restarted actor")
+    assert (total, new_pid != pid) == (1_000_000, True)

@@ -148,6 +148,15 @@ def test_unknown_method_raises_attribute_error(ray_shared):
         Counter.remote().no_such_method  # noqa: B018
 
 
+def test_method_with_a_leading_underscore(ray_shared):
+    @solray.remote
+    class Private:
+        def _helper(self):
+            return "private but callable"
+
+    assert solray.get(Private.remote()._helper.remote()) == "private but callable"
+
+
 def test_handle_equality_hash_and_pickle(ray_shared):
     c = Counter.remote()
     other = Counter.remote()
@@ -558,3 +567,40 @@ def test_print_in_actor_reaches_the_driver_with_a_prefix(ray_shared):
     pid = int(out.split("PID ")[1].split()[0])
     assert f"(Talker pid={pid}) constructed" in out
     assert f"(Talker pid={pid}) hello from the actor" in out
+
+
+# ------------------------------------------------------------------ resources
+
+
+def test_actor_holds_its_resources_until_it_dies(ray_shared):
+    # The module's cluster has custom=2: one such actor fits at a time.
+    first = Counter.options(resources={"custom": 2}).remote()
+    assert solray.get(first.incr.remote()) == 1
+    second = Counter.options(resources={"custom": 2}).remote()
+    pending = second.incr.remote()
+    ready, _ = solray.wait([pending], timeout=0.5)
+    assert not ready
+    solray.kill(first)
+    # Calls queued while it waited run once it starts.
+    assert solray.get(pending, timeout=30) == 1
+    solray.kill(second)
+
+
+def test_many_zero_cpu_actors_share_a_small_cluster(ray_shared):
+    actors = [Counter.remote() for _ in range(8)]  # actors hold no CPU by default
+    assert len(set(solray.get([a.pid.remote() for a in actors]))) == 8
+
+
+def test_actor_created_in_a_task_lives_with_the_returned_handle(ray_shared):
+    @solray.remote
+    def make():
+        c = Counter.remote(1)
+        solray.get(c.incr.remote())
+        return c
+
+    c = solray.get(make.remote())
+    pid = solray.get(c.pid.remote())
+    assert solray.get(c.incr.remote()) == 3
+    del c
+    gc.collect()
+    wait_for(lambda: process_gone(pid), what="the actor to exit with the last handle")

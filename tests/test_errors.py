@@ -364,3 +364,18 @@ def failing_dynamic():
 def test_dynamic_generator_error(ray_shared):
     with pytest.raises(ValueError, match="dynamic failed"):
         ray.get(failing_dynamic.remote())
+
+
+@ray.remote(max_calls=1)
+def put_in_short_lived_worker():
+    import numpy as np
+
+    return os.getpid(), [ray.put("small"), ray.put(np.ones(1_000_000))]
+
+
+def test_owner_died_error(ray_shared):
+    pid, refs = ray.get(put_in_short_lived_worker.remote())
+    wait_for(lambda: not _running(pid), what="the owner to exit")
+    for ref in refs:
+        with pytest.raises(ray.exceptions.OwnerDiedError):
+            ray.get(ref, timeout=30)

@@ -151,9 +151,11 @@ DRIVER = textwrap.dedent(
 
     @ray.remote
     def shout(i):
+        import logging
         import os
         print("hello from task", i)
         print("to stderr", i, file=sys.stderr)
+        logging.getLogger("user.module").warning("logged warning %d", i)
         return os.getpid()
 
     @ray.remote
@@ -189,6 +191,7 @@ def test_task_output_reaches_the_driver(tmp_path):
     pid, apid = pid_line.split()[1:]
     assert f"(shout pid={pid}) hello from task 1" in out
     assert f"(shout pid={pid}) to stderr 1" in proc.stderr
+    assert f"(shout pid={pid}) logged warning 1" in proc.stderr
     assert f"(Talker pid={apid}) hello from actor" in out
     logs = [line for line in out.splitlines() if line.startswith("LOGS")][0]
     assert int(logs.split()[1]) >= 2

@@ -309,8 +309,13 @@ def test_log_stream_requires_the_token(head, client):
 
     with pytest.raises(websockets.InvalidStatus) as e:
         asyncio.run(connect({}))
+    assert e.value.response.status_code == 401
+    with pytest.raises(websockets.InvalidStatus) as e:
+        asyncio.run(connect({"Authorization": "Bearer wrong"}))
     assert e.value.response.status_code == 403
     assert "streamed" in asyncio.run(connect({"Authorization": f"Bearer {head.token}"}))
+    with pytest.raises(RuntimeError, match="404"):
+        _follow(client, "no-such-job")
 
 
 def test_dashboard_binds_loopback_only(head):
@@ -442,7 +447,13 @@ assert client.get_job_status(sleeper) == JobStatus.STOPPED
 assert client.delete_job(sleeper) is True
 ids = [j.submission_id for j in client.list_jobs()]
 assert sid in ids and sleeper not in ids, ids
-print("RAY-CLIENT-OK")
+
+# Without the token Ray's client gets its clear authentication error.
+from ray.exceptions import AuthenticationError
+try:
+    JobSubmissionClient(url)
+except AuthenticationError:
+    print("RAY-CLIENT-OK")
 """
 
 
@@ -463,12 +474,6 @@ def test_rays_own_client_drives_our_head(head, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0 and "via-ray-cli" in out.stdout, out.stdout + out.stderr
-    # Without the token Ray's client gets a clear authentication error.
-    out = subprocess.run(
-        [py, "-c", f"from ray.job_submission import JobSubmissionClient; JobSubmissionClient({head.url!r})"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode != 0 and "AuthenticationError" in out.stderr
 
 
 # ------------------------------------------------------------------ packaging (no cluster)
@@ -507,3 +512,16 @@ def test_packaging_hash_excludes_and_safe_unpack(tmp_path):
             packaging.package_local_path(str(wd))
     finally:
         packaging.MAX_PACKAGE_BYTES = monkey
+
+
+def test_jobs_inside_a_job_find_the_cluster(head, client, tmp_path):
+    """Inside a job, RAY_ADDRESS is the cluster's address: a client there needs no arguments."""
+    script = tmp_path / "nested.py"
+    script.write_text(
+        "from solray.job_submission import JobSubmissionClient\n"
+        "c = JobSubmissionClient()\n"
+        "print('inner-url', c.get_address(), len(c.list_jobs()) > 0)\n"
+    )
+    sid = client.submit_job(entrypoint=f"python {script}")
+    out = _follow(client, sid)
+    assert f"inner-url {head.url} True" in out, out

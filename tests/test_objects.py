@@ -413,3 +413,111 @@ def test_dead_borrower_does_not_leak(ray_shared):
         ray.get(hold_ref_and_die.remote([ref]))
     del ref
     wait_freed(name)
+
+
+@ray.remote
+class Holder:
+    def __init__(self):
+        self.kept = []
+
+    def touch(self, refs):
+        return len(refs)
+
+    def keep(self, refs):
+        self.kept.append(refs)
+
+    def values(self):
+        return [int(ray.get(refs[0])[0]) for refs in self.kept]
+
+
+def test_borrow_released_while_delivered_again(ray_shared):
+    """A borrower drops a ref just as the owner sends it again: the new borrow must count.
+
+    The actor's release of an earlier call's ref and the next call carrying the same ref
+    travel on different connections, so they can cross.
+    """
+    holder = Holder.remote()
+    refs = [ray.put(np.full(BIG, i, dtype=np.uint8)) for i in range(8)]
+    for ref in refs:
+        for _ in range(3):
+            ray.get(holder.touch.remote([ref]))
+        ray.get(holder.keep.remote([ref]))
+    del refs, ref
+    gc.collect()
+    barrier = ray.put(np.zeros(BIG, dtype=np.uint8))
+    barrier_name = shm_file(barrier)
+    del barrier
+    wait_freed(barrier_name)
+    assert ray.get(holder.values.remote()) == list(range(8))
+    ray.kill(holder)
+
+
+@ray.remote(num_returns="streaming")
+def big_items(n, fail=False):
+    for i in range(n):
+        yield np.full(BIG, i, dtype=np.uint8)
+    if fail:
+        raise ValueError("stream failed")
+
+
+@ray.remote(num_returns="dynamic")
+def big_items_dynamic(n, fail=False):
+    for i in range(n):
+        yield np.full(BIG, i, dtype=np.uint8)
+    if fail:
+        raise ValueError("dynamic failed")
+
+
+def test_streaming_completed_ref(ray_shared):
+    gen = big_items.remote(2)
+    assert ray.get(gen.completed(), timeout=30) is None
+    assert [int(ray.get(r)[0]) for r in gen] == [0, 1]
+
+
+def test_dropped_generator_frees_unread_items(ray_shared):
+    before = len(shm_files())
+    gen = big_items.remote(3)
+    first = next(gen)
+    assert int(ray.get(first)[0]) == 0
+    ray.get(gen.completed())
+    del gen, first
+    gc.collect()
+    wait_for(lambda: len(shm_files()) <= before, what="unread stream items to be freed")
+    # a generator dropped while its task still runs: later items are freed on arrival
+    gen = big_items.remote(3)
+    done = gen.completed()
+    del gen
+    gc.collect()
+    ray.get(done)
+    wait_for(lambda: len(shm_files()) <= before, what="stream items of a dropped generator")
+
+
+def test_failed_dynamic_task_frees_its_items(ray_shared):
+    before = len(shm_files())
+    ref = big_items_dynamic.remote(3)
+    assert [int(ray.get(r)[0]) for r in ray.get(ref)] == [0, 1, 2]
+    del ref
+    ref = big_items_dynamic.remote(3, fail=True)
+    with pytest.raises(ValueError, match="dynamic failed"):
+        ray.get(ref)
+    del ref
+    gc.collect()
+    wait_for(lambda: len(shm_files()) <= before, what="items of a failed dynamic task")
+
+
+def test_return_of_dropped_pending_task_is_freed(ray_shared):
+    before = len(shm_files())
+
+    @ray.remote(num_returns=2)
+    def gated_big(address):
+        arrive_and_wait(address)
+        return np.ones(BIG, dtype=np.uint8), "done"
+
+    with Gate() as gate:
+        big, small = gated_big.remote(gate.address)
+        gate.wait_arrivals(1)
+        del big  # dropped while the task runs
+        gc.collect()
+        gate.release()
+        assert ray.get(small) == "done"  # the reply with both returns has arrived
+    wait_for(lambda: len(shm_files()) <= before, what="the dropped return to be freed")

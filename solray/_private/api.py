@@ -113,7 +113,24 @@ def init(
             runtime_env=runtime_env,
             log_to_driver=log_to_driver,
             temp_dir=_temp_dir,
+            spill_dir=_spill_dir(kwargs.get("_system_config")),
         )
+
+
+def _spill_dir(system_config: dict | None) -> str | None:
+    """The folder of Ray's ``_system_config={"object_spilling_config": json}`` (filesystem)."""
+    import json
+
+    raw = (system_config or {}).get("object_spilling_config")
+    if not raw:
+        return None
+    cfg = json.loads(raw) if isinstance(raw, str) else raw
+    if cfg.get("type", "filesystem") != "filesystem":
+        raise ValueError(f"object_spilling_config: only the 'filesystem' type is supported, got {cfg.get('type')!r}")
+    path = (cfg.get("params") or {}).get("directory_path")
+    if isinstance(path, list):
+        path = path[0] if path else None
+    return path
 
 
 def _with_job_runtime_env(runtime_env: dict | None) -> dict | None:
@@ -172,7 +189,6 @@ def _pick_local_node(control_address: str, token: str, node_ip: str | None = Non
     """The node whose daemon the driver attaches to: the one at ``node_ip`` (Ray's
     ``_node_ip_address``: the driver runs on that node), else a node on this machine."""
     import socket
-
     import time
 
     # Right after a head (re)start the nodes are still (re)registering: give them a moment.
@@ -204,7 +220,7 @@ def _pick_local_node(control_address: str, token: str, node_ip: str | None = Non
     return nodes[0]
 
 
-def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir) -> RayContext:
+def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir, spill_dir=None) -> RayContext:
     from solray._private import cluster_files
     from solray._private.node import launcher
 
@@ -216,6 +232,7 @@ def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespac
         resources=total,
         object_store_memory=store,
         embedded=True,
+        spill_dir=spill_dir,
     )
     return _start_driver(info, namespace, runtime_env, log_to_driver, head_proc=proc)
 

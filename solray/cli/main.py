@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -12,6 +13,23 @@ import time
 import click
 
 from solray._version import __version__
+
+
+def _clean_errors(command):
+    """A node that cannot start or reach its head is a one-line error, not a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ConnectionError, RuntimeError) as e:
+            raise click.ClickException(str(e).strip()) from e
+
+    return run
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @click.group()
@@ -37,6 +55,7 @@ def cli() -> None:
 @click.option("--storage", default=None, help="SQLite file that keeps the head's state across restarts.")
 @click.option("--temp-dir", default=None)
 @click.option("--block", is_flag=True, help="Stay in the foreground until the node exits.")
+@_clean_errors
 def start(head, address, port, dashboard_port, dashboard_host, include_dashboard, num_cpus, num_gpus, resources, node_ip_address,
           object_store_memory, storage, temp_dir, block) -> None:
     """Start a node of a cluster (``--head`` for the first one)."""
@@ -79,6 +98,8 @@ def start(head, address, port, dashboard_port, dashboard_host, include_dashboard
         click.echo(f"solray node {info['node_id'][:12]} joined {cluster['control_address']}.")
     cluster_files.record_node(proc.pid, {**info, "pid": proc.pid, "head": head})
     if block:
+        # SIGTERM (solray stop, a supervisor) stops the node as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             proc.wait()
         except KeyboardInterrupt:

@@ -60,15 +60,18 @@ class TokenAuthMiddleware:
             if status == 401
             else "Forbidden: Invalid authentication token"
         )
+        prefix = "http"
         if scope["type"] == "websocket":
-            # Closing before accepting makes the server answer the handshake with 403.
-            await receive()
-            await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
-            return
+            await receive()  # websocket.connect
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                # Closing before accepting makes the server answer the handshake with 403.
+                await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
+                return
+            prefix = "websocket.http"  # answer the handshake with a plain HTTP error
         body = text.encode()
         await send(
             {
-                "type": "http.response.start",
+                "type": f"{prefix}.response.start",
                 "status": status,
                 "headers": [
                     (b"content-type", b"text/plain; charset=utf-8"),
@@ -77,4 +80,4 @@ class TokenAuthMiddleware:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": f"{prefix}.response.body", "body": body})

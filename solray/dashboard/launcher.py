@@ -41,7 +41,8 @@ async def start_dashboard(
     except asyncio.TimeoutError:
         line = b""
     if line:
-        return proc, json.loads(line)
+        ready = json.loads(line)
+        return proc, {"dashboard_url": ready["dashboard_url"], "dashboard_pid": ready["pid"]}
     if proc.returncode is None:
         proc.kill()
     await proc.wait()
@@ -51,6 +52,8 @@ async def start_dashboard(
             tail = f.read()[-2000:].decode(errors="replace").strip().splitlines()[-1]
     except (OSError, IndexError):
         pass
+    if "ModuleNotFoundError" in tail:
+        tail += " (the dashboard needs: pip install 'solray[default]')"
     return None, {"dashboard_error": f"The dashboard did not start on {host}:{port}: {tail or 'see ' + log}"}
 
 

@@ -342,7 +342,12 @@ class ControlService:
         async def refresh(node_id: str, c: Connection):
             try:
                 info = await asyncio.wait_for(c.request("node_info"), 5)
-                self.nodes[node_id].update(info)
+                node = self.nodes[node_id]
+                before = (node.get("resources_available"), node.get("resources_total"))
+                node.update(info)
+                if before != (node.get("resources_available"), node.get("resources_total")):
+                    # Heartbeats only broadcast changes: pass this one on to the daemons.
+                    self._broadcast_view()
             except (ConnectionError, asyncio.TimeoutError, RpcError):
                 pass
 

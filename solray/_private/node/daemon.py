@@ -131,7 +131,13 @@ class NodeDaemon:
         self._last_heartbeat: dict | None = None
         self.stopping = False
         self.on_fatal = None
-        self.spill_dir = spill_dir or os.path.join(session_dir, "spill")
+        # A configured folder gets a subfolder per node (as Ray's): shutdown removes the
+        # subfolder, never the user's folder, and nodes sharing a folder do not collide.
+        self.spill_dir = (
+            os.path.join(spill_dir, f"solray_spilled_objects_{self.node_id}")
+            if spill_dir
+            else os.path.join(session_dir, "spill")
+        )
         self.spilled: dict[bytes, tuple[int, str, str]] = {}  # oid -> (size, owner, file)
         self.spilled_bytes_total = 0
         # Freed large files kept with their pages allocated, reused by the next big put: tmpfs

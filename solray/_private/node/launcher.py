@@ -84,18 +84,32 @@ def start_node(
         cmd += ["--dashboard-port", str(dashboard_port), "--dashboard-host", dashboard_host]
     if spill_dir:
         cmd += ["--spill-dir", spill_dir]
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.PIPE if embedded else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        env=dict(os.environ, SOLRAY_TOKEN=token),
-        start_new_session=True,
-    )
+    kind = "control" if control_only else "head" if head else "node"
+    # A long-lived node must not hold its starter's stderr: ``solray start`` would never
+    # finish for a caller that reads its output to the end (a pipe stays open while any
+    # process of the node holds it). It writes to a log file instead.
+    os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
+    err_path = os.path.join(session_dir, "logs", f"{kind}.err")
+    err = None if embedded else open(err_path, "ab")
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE if embedded else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=dict(os.environ, SOLRAY_TOKEN=token),
+            start_new_session=True,
+        )
+    finally:
+        if err is not None:
+            err.close()
     line = proc.stdout.readline()
     if not line:
         proc.wait(10)
-        log = os.path.join(session_dir, "logs", "head.log" if head else "node.log")
-        tail = open(log).read()[-3000:] if os.path.exists(log) else ""
+        tail = ""
+        for log in (os.path.join(session_dir, "logs", f"{kind}.log"), err_path):
+            if os.path.exists(log):
+                tail += open(log).read()[-3000:]
         raise RuntimeError(f"The solray node failed to start (exit code {proc.returncode}).\n{tail}")
     info = json.loads(line)
     info.update(token=token, session_dir=session_dir, node_ip=node_ip)

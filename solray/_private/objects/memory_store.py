@@ -32,7 +32,7 @@ class Entry:
         self.location: list | None = None
         self.is_error = False
         self.contained: list = []  # ObjectRefs the value holds: kept alive with it
-        self.borrowers: set[str] = set()
+        self.borrowers: dict[str, int] = {}  # borrower address -> deliveries not yet released
         self.callbacks: list[Callable[[Entry], None]] = []
         self.owned = owned
         self.mapped = None  # cached shared-memory mapping: (meta, data, buffers)

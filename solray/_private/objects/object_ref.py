@@ -87,6 +87,14 @@ class ObjectRefGenerator:
         self._task_id = task_id
         self._worker = worker
         self._index = 0
+        # Keeps the task's completion object alive for completed() and cancel().
+        self._completion = worker.stream_completion_ref(task_id)
+
+    def __del__(self):
+        try:
+            self._worker.drop_stream(self._task_id)
+        except Exception:  # interpreter shutdown
+            pass
 
     def __iter__(self):
         return self
@@ -121,7 +129,7 @@ class ObjectRefGenerator:
 
     def completed(self) -> ObjectRef:
         """A ref that is ready when the generator task has finished."""
-        return self._worker.stream_completion_ref(self._task_id)
+        return self._completion
 
     def __repr__(self) -> str:
         return f"ObjectRefGenerator({self._task_id.hex()})"

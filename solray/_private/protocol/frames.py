@@ -28,6 +28,9 @@ REPLY = 1
 ERROR = 2
 NOTIFY = 3
 AUTH = 4
+# Sent by a server to a peer whose token it refused, just before it hangs up, so the peer
+# can say why instead of reporting a bare connection reset.
+AUTH_FAILED = 5
 
 
 class FrameError(Exception):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from solray._private.protocol import frames
-from solray._private.protocol.frames import AUTH, ERROR, NOTIFY, REPLY, REQUEST
+from solray._private.protocol.frames import AUTH, AUTH_FAILED, ERROR, NOTIFY, REPLY, REQUEST
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Connection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future] = []
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.close_reason: str | None = None
         self.loop = asyncio.get_event_loop()
         self.closed_future: asyncio.Future = self.loop.create_future()
         # Free-form per-connection state owned by the handler (e.g. which functions were sent).
@@ -94,7 +95,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
-        err = ConnectionLost(f"connection {self.name} closed" + (f": {exc}" if exc else ""))
+        reason = self.close_reason or exc
+        err = ConnectionLost(f"connection {self.name} closed" + (f": {reason}" if reason else ""))
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(err)
@@ -169,7 +171,13 @@ class Connection(asyncio.Protocol):
                 self.peer_hello = msg[2] if len(msg) > 2 else None
             else:
                 logger.warning("closing connection %s: authentication failed", self.name)
-                self.close()
+                # Tell the peer, stop reading, and hang up once it has had time to read the
+                # verdict (closing with its unread request queued would reset the connection
+                # and lose the verdict).
+                self._write(frames.encode_frame([AUTH_FAILED]))
+                self._flush()
+                self.transport.pause_reading()
+                self.loop.call_later(1.0, self.close)
             return
         try:
             if kind == REQUEST:
@@ -186,6 +194,12 @@ class Connection(asyncio.Protocol):
             elif kind == NOTIFY:
                 _, method, payload = msg
                 self._dispatch(None, method, payload, tail)
+            elif kind == AUTH_FAILED and self._is_client:
+                self.close_reason = (
+                    "the peer refused this process's cluster token (authentication failed); "
+                    "set SOLRAY_TOKEN to the token of the cluster"
+                )
+                self.close()
             else:
                 logger.warning("dropping frame of unknown kind %r on %s", kind, self.name)
         except (ValueError, TypeError) as e:
@@ -256,7 +270,8 @@ class Connection(asyncio.Protocol):
         """Send a request; the returned future gets the reply body (or ``(body, tail)``)."""
         fut = self.loop.create_future()
         if self.closed:
-            fut.set_exception(ConnectionLost(f"connection {self.name} is closed"))
+            reason = f": {self.close_reason}" if self.close_reason else ""
+            fut.set_exception(ConnectionLost(f"connection {self.name} is closed{reason}"))
             return fut
         rid = next(self._ids)
         self._pending[rid] = fut

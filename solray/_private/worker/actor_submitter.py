@@ -32,7 +32,7 @@ PENDING = "PENDING_CREATION"
 class ActorState:
     __slots__ = (
         "actor_id", "state", "address", "conn", "queue", "inflight", "death", "subscribed",
-        "incarnation", "connecting", "version", "next_seq",
+        "incarnation", "connecting", "version", "next_seq", "broken", "rechecking",
     )
 
     def __init__(self, actor_id: bytes):
@@ -48,6 +48,8 @@ class ActorState:
         self.connecting = False
         self.version = -1  # of the newest control-service info applied
         self.next_seq = 0  # submission order of this caller's calls (retries keep their place)
+        self.broken = -1  # incarnation whose connection broke: do not reconnect to it
+        self.rechecking = False
 
 
 class ActorTaskSubmitter:
@@ -105,6 +107,16 @@ class ActorTaskSubmitter:
         st.version = version
         state = info["state"]
         if state == ALIVE:
+            if st.conn is not None and st.conn.closed and info["incarnation"] == st.incarnation:
+                st.broken = st.incarnation
+            if info["incarnation"] == st.broken:
+                # Our connection to this incarnation broke, so its process is going away
+                # even if the service has not noticed yet (a dying process may still
+                # accept a connection on localhost). Wait for the next incarnation or DEAD.
+                st.state = RESTARTING
+                st.conn = None
+                self._recheck_later(st)
+                return
             if info["incarnation"] != st.incarnation or st.conn is None or st.conn.closed:
                 st.incarnation = info["incarnation"]
                 st.address = info["address"]
@@ -115,6 +127,28 @@ class ActorTaskSubmitter:
             self._mark_dead(st, info.get("death") or {})
         else:
             st.state = state
+
+    def _recheck_later(self, st: ActorState, delay: float = 1.0) -> None:
+        """If the service still calls the broken incarnation alive after ``delay``, only
+        our connection failed: reconnect to it."""
+        if st.rechecking:
+            return
+        st.rechecking = True
+
+        def check():
+            fut = self.worker.control.request("get_actor_info", st.actor_id)
+            fut.add_done_callback(on_info)
+
+        def on_info(fut):
+            st.rechecking = False
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            info = fut.result()
+            if info is not None and info["state"] == ALIVE and info["incarnation"] == st.broken:
+                st.broken = -1
+            self._apply(st, info)
+
+        self.worker.loop.call_later(delay, check)
 
     def _connect(self, st: ActorState) -> None:
         """Connect to the current incarnation; a newer one may arrive while connecting."""
@@ -212,6 +246,7 @@ class ActorTaskSubmitter:
         # The connection broke: the actor died or is restarting.
         if st.conn is conn:
             st.conn = None
+            st.broken = st.incarnation
             if st.state == ALIVE:
                 st.state = RESTARTING
         if spec.cancelled:
@@ -234,6 +269,8 @@ class ActorTaskSubmitter:
                     actor_id=st.actor_id.hex(),
                 ),
             )
+        if self.worker.shutting_down:
+            return  # our own connections are closing: nothing to ask
         # Ask where things stand now; the answer flushes or fails the queue.
         fut2 = self.worker.control.request("get_actor_info", st.actor_id)
         fut2.add_done_callback(lambda f: f.exception() is None and self._apply(st, f.result()))

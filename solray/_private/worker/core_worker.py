@@ -118,7 +118,11 @@ class CoreWorker:
         self._schedule_lock = threading.Lock()
         self.store = MemoryStore()
         self.refs = ReferenceCounter(self._on_refs_zero, self.schedule)
-        self.registered_borrows: set[bytes] = set()
+        # Borrowed oid -> how many messages delivered it here since we last told its owner we
+        # dropped it. The owner counts the deliveries it registered for us the same way, so a
+        # release that crosses a new delivery in flight cannot drop a borrow still in use.
+        self._borrow_counts: dict[bytes, int] = {}
+        self._borrow_lock = threading.Lock()
         self._watched_borrowers: set[str] = set()  # addresses of processes borrowing our objects
         self._borrow_owners: dict[bytes, str] = {}
         self.peers: dict[str, Connection] = {}
@@ -136,6 +140,11 @@ class CoreWorker:
         self.control: Connection | None = None
         self._server = None
         self._streams: dict[bytes, dict] = {}
+        # Streams whose generator was dropped before the task finished: items still coming
+        # are freed on arrival. Items of "dynamic" tasks wait here until the task's value
+        # (which refers to them) arrives, and are freed if the task fails instead.
+        self._dropped_streams: set[bytes] = set()
+        self._unclaimed_items: dict[bytes, list[bytes]] = {}
         self.creating: dict[bytes, asyncio.Future] = {}  # actor_id -> sent to control
         self.free_hooks: dict[bytes, Callable[[], None]] = {}  # owned oid -> run when freed
         self._handlers = self._build_handlers()
@@ -375,10 +384,15 @@ class CoreWorker:
         return False
 
     def _h_remove_borrower(self, payload):
-        oid, addr = payload
+        oid, addr = payload[0], payload[1]
         e = self.store.get(oid)
         if e is not None and e.owned:
-            e.borrowers.discard(addr)
+            # The borrower released the deliveries it had seen; newer ones keep it a borrower.
+            left = e.borrowers.get(addr, 0) - (payload[2] if len(payload) > 2 else 1 << 62)
+            if left > 0:
+                e.borrowers[addr] = left
+            else:
+                e.borrowers.pop(addr, None)
             self._maybe_free(oid)
 
     def _h_logs(self, payload):
@@ -405,7 +419,7 @@ class CoreWorker:
 
     def _add_borrower(self, e: Entry, address: str) -> None:
         """Count ``address`` as a borrower of an owned object, and notice if it dies."""
-        e.borrowers.add(address)
+        e.borrowers[address] = e.borrowers.get(address, 0) + 1
         if address not in self._watched_borrowers and address != self.address:
             self._watched_borrowers.add(address)
             self.loop.create_task(self._watch_borrower(address))
@@ -422,7 +436,7 @@ class CoreWorker:
         self._watched_borrowers.discard(address)
         for oid, e in list(self.store.entries.items()):
             if e.owned and address in e.borrowers:
-                e.borrowers.discard(address)
+                e.borrowers.pop(address, None)
                 self._maybe_free(oid)
 
     async def _add_remote_borrower(self, owner: str, oid: bytes, receiver: str) -> None:
@@ -435,10 +449,13 @@ class CoreWorker:
             return []
         pins = []
         for oid, owner in contained:
-            if owner != self.address:
-                self.registered_borrows.add(oid)
+            if owner == self.address:
+                pins.append(ObjectRef(oid, owner, _worker=self))
+                continue
+            with self._borrow_lock:  # count and pin together: see _on_refs_zero
+                self._borrow_counts[oid] = self._borrow_counts.get(oid, 0) + 1
                 self._borrow_owners[oid] = owner
-            pins.append(ObjectRef(oid, owner, _worker=self))
+                pins.append(ObjectRef(oid, owner, _worker=self))
         return pins
 
     def _on_refs_zero(self, oids: list[bytes]) -> None:
@@ -449,16 +466,18 @@ class CoreWorker:
                 continue
             if e is not None:
                 self.store.pop(oid)
-            owner = self._borrow_owners.pop(oid, None)
-            if oid in self.registered_borrows:
-                self.registered_borrows.discard(oid)
-                if owner:
-                    self.loop.create_task(self._release_borrow(owner, oid))
+            with self._borrow_lock:
+                if self.refs.has(oid):
+                    continue  # delivered again since the count reached zero
+                owner = self._borrow_owners.pop(oid, None)
+                delivered = self._borrow_counts.pop(oid, 0)
+            if delivered and owner:
+                self.loop.create_task(self._release_borrow(owner, oid, delivered))
 
-    async def _release_borrow(self, owner: str, oid: bytes) -> None:
+    async def _release_borrow(self, owner: str, oid: bytes, delivered: int) -> None:
         try:
             conn = await self.peer(owner)
-            conn.notify("remove_borrower", [oid, self.address])
+            conn.notify("remove_borrower", [oid, self.address, delivered])
         except ConnectionError:
             pass
 
@@ -842,6 +861,7 @@ class CoreWorker:
 
     def complete_task(self, spec, reply: dict) -> None:
         if spec.num_returns == "streaming":
+            self._dropped_streams.discard(spec.task_id)
             if reply.get("e"):
                 self._end_stream(spec.task_id, error_inline=reply["r"][0])
             else:
@@ -849,13 +869,23 @@ class CoreWorker:
             self.store.set_ready(spec.return_refs[0], inline=_NONE_INLINE)
             return
         self.complete_returns(spec.return_refs, reply)
+        self._settle_items(spec.task_id, failed=bool(reply.get("e")))
 
     def fail_task(self, spec, error: BaseException) -> None:
         if spec.num_returns == "streaming":
+            self._dropped_streams.discard(spec.task_id)
             self._end_stream(spec.task_id, error_inline=serializer.serialize_error(error).to_inline())
             self.store.set_ready(spec.return_refs[0], inline=_NONE_INLINE)
             return
         self.fail_returns(spec.return_refs, error)
+        self._settle_items(spec.task_id, failed=True)
+
+    def _settle_items(self, task_id: bytes, failed: bool) -> None:
+        """A "dynamic" task ended: its value now holds its items, or nothing ever will."""
+        items = self._unclaimed_items.pop(task_id, None)
+        if failed and items:
+            for oid in items:
+                self._maybe_free(oid)
 
     # ------------------------------------------------------------------ actors
     def create_actor(self, spec: dict, deps: list, wait: bool) -> Any:
@@ -905,16 +935,17 @@ class CoreWorker:
         self.schedule(start)
         return None
 
-    def actor_lifetime_ref(self, actor_id: bytes, creation_task_id: bytes) -> ObjectRef:
+    def actor_lifetime_ref(self, actor_id: bytes, creation_task_id: bytes, pins: list) -> ObjectRef:
         """A ref every handle of an actor carries; when it is freed, the actor terminates.
 
         Handles pickle this ref with them, so passing a handle to a task, an actor or into
         an object makes the receiver a borrower, exactly as for object refs. The actor
         lives while its creator holds a handle or any borrower does (Ray's handle scoping).
+        ``pins`` (the constructor's argument refs) live as long, for restarts.
         """
         oid = ids.object_id(creation_task_id, 1)
         self.store.create(oid, owned=True)
-        self.store.set_ready(oid, inline=_NONE_INLINE)
+        self.store.set_ready(oid, inline=_NONE_INLINE, contained=pins or None)
         self.free_hooks[oid] = lambda: self.terminate_actor_when_idle(actor_id)
         return ObjectRef(oid, self.address, _worker=self)
 
@@ -968,7 +999,11 @@ class CoreWorker:
             self.store.set_ready(oid, location=value[1], contained=pins, create_owned=True)
         else:
             self.store.set_ready(oid, inline=value, contained=pins, create_owned=True)
-        if st is None:  # a num_returns="dynamic" task: its final value will hold the refs
+        if st is None:
+            if task_id in self._dropped_streams:
+                self._maybe_free(oid)  # its generator is gone: nobody can read it
+            else:  # a num_returns="dynamic" task: its final value will hold the refs
+                self._unclaimed_items.setdefault(task_id, []).append(oid)
             return
         ref = ObjectRef(oid, self.address, _worker=self)
         with st["cond"]:
@@ -976,6 +1011,16 @@ class CoreWorker:
             st["next"] = max(st["next"], index + 1)
             st["cond"].notify_all()
         self._wake_stream_waiters(st)
+
+    def drop_stream(self, task_id: bytes) -> None:
+        """The stream's generator was garbage-collected (any thread)."""
+        if task_id in self._streams and not self.shutting_down:
+            self.schedule(lambda: self._drop_stream(task_id))
+
+    def _drop_stream(self, task_id: bytes) -> None:
+        st = self._streams.pop(task_id, None)  # its unread refs go with it
+        if st is not None and st["count"] is None:
+            self._dropped_streams.add(task_id)
 
     def end_stream(self, task_id: bytes, count: int) -> None:
         self._end_stream(task_id, count=count)

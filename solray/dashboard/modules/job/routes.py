@@ -239,8 +239,16 @@ class JobRoutes:
     async def tail_logs(self, ws: WebSocket) -> None:
         details, record = await self._find(ws.path_params["job_id"])
         if record is None:
-            # Refuse the handshake (the client sees an HTTP error, as with Ray's 404/400).
-            await ws.close(code=1008, reason="no such submission job")
+            # Refuse the handshake with Ray's HTTP answer (404, or 400 for a driver job).
+            response = (
+                PlainTextResponse(f"Job {ws.path_params['job_id']} does not exist", 404)
+                if details is None
+                else PlainTextResponse("Can only get logs of submission type jobs", 400)
+            )
+            try:
+                await ws.send_denial_response(response)
+            except RuntimeError:  # a server without the denial-response extension
+                await ws.close(code=1008, reason="no such submission job")
             return
         await ws.accept()
         try:
