@@ -776,7 +776,7 @@ class NodeDaemon:
         if size < config.RECYCLE_MIN_BYTES:
             return False
         best = None
-        for i, (psize, path) in enumerate(self.pool):
+        for i, (psize, _path) in enumerate(self.pool):
             if size <= psize <= 2 * size and (best is None or psize < self.pool[best][0]):
                 best = i
         if best is None:
