@@ -120,6 +120,7 @@ class Cluster:
         object_store_memory: int | None = 256 * 1024 * 1024,
         node_ip_address: str | None = None,
         port: int = 0,
+        labels: dict | None = None,
         **kwargs: Any,
     ) -> Node:
         """Start a node (the first one is the head) and return it."""
@@ -146,6 +147,7 @@ class Cluster:
             port=port,
             control_address=self.address,
             head_node=head,
+            labels=labels,
         )
         node = Node(proc, info, head)
         self._all_nodes.append(node)

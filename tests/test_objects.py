@@ -521,3 +521,13 @@ def test_return_of_dropped_pending_task_is_freed(ray_shared):
         gate.release()
         assert ray.get(small) == "done"  # the reply with both returns has arrived
     wait_for(lambda: len(shm_files()) <= before, what="the dropped return to be freed")
+
+
+def test_get_duplicate_refs(ray_shared):
+    ref = echo.remote("dup")
+    assert ray.get([ref, ref, ref]) == ["dup"] * 3
+    with Gate() as gate:
+        pending = gated_echo.remote("later", gate.address)
+        gate.wait_arrivals(1)
+        gate.release()
+        assert ray.get([pending, pending], timeout=30) == ["later", "later"]

@@ -2,8 +2,8 @@
 SPREAD, custom-resource and GPU placement of actors, and locality (a task goes where its
 large argument lives). One loopback cluster serves the module; tests here kill nothing.
 
-Nodes: head 127.0.0.1 (1 CPU), "b" 127.0.0.2 (2 CPUs, custom "b": 2), "g" 127.0.0.3
-(2 CPUs, 1 fake GPU).
+Nodes: head 127.0.0.1 (1 CPU), "b" 127.0.0.2 (2 CPUs, custom "b": 2, labels zone=b,
+tier=cpu), "g" 127.0.0.3 (2 CPUs, 1 fake GPU, labels zone=g, accel=fake).
 """
 
 from __future__ import annotations
@@ -17,15 +17,26 @@ from cluster_helpers import node_id_here, start_cluster
 from helpers import Gate, arrive_and_wait, wait_for
 
 import solray as ray
+from solray._private.scheduling.labels import matches
 from solray.exceptions import ActorUnschedulableError, TaskUnschedulableError
-from solray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from solray.util.scheduling_strategies import (
+    DoesNotExist,
+    Exists,
+    In,
+    NodeAffinitySchedulingStrategy,
+    NodeLabelSchedulingStrategy,
+    NotIn,
+)
 
 MISSING_NODE = "ab" * 16
 
 
 @pytest.fixture(scope="module")
 def cl():
-    nodes = ({"num_cpus": 2, "resources": {"b": 2}}, {"num_cpus": 2, "num_gpus": 1})
+    nodes = (
+        {"num_cpus": 2, "resources": {"b": 2}, "labels": {"zone": "b", "tier": "cpu"}},
+        {"num_cpus": 2, "num_gpus": 1, "labels": {"zone": "g", "accel": "fake"}},
+    )
     with start_cluster(head_cpus=1, nodes=nodes) as cluster:
         by_ip = {n.node_ip_address: n for n in cluster.list_all_nodes()}
         yield SimpleNamespace(cluster=cluster, head=cluster.head_node, b=by_ip["127.0.0.2"], g=by_ip["127.0.0.3"])
@@ -148,3 +159,48 @@ def test_locality_a_task_runs_where_its_large_argument_lives(cl):
     # A small argument travels inline and pulls nothing: the task may run anywhere.
     small = make_array.options(scheduling_strategy=_affinity(cl.b)).remote(16)
     assert ray.get(size_and_node.remote(small))[0] == 16
+
+
+# ---------------------------------------------------------------------------- node labels
+
+
+def test_label_selectors_match_as_documented():
+    labels = {"zone": "b", "tier": "cpu"}
+    wire = NodeLabelSchedulingStrategy({"zone": In("a", "b"), "tier": Exists()}).to_wire()
+    assert wire["type"] == "node_label" and matches(labels, wire["hard"])
+    assert not matches(labels, NodeLabelSchedulingStrategy({"zone": NotIn("b")}).to_wire()["hard"])
+    assert matches(labels, NodeLabelSchedulingStrategy({"gpu": DoesNotExist()}).to_wire()["hard"])
+    assert matches(labels, NodeLabelSchedulingStrategy({"gpu": NotIn("x")}).to_wire()["hard"])
+    with pytest.raises(ValueError):
+        NodeLabelSchedulingStrategy({})
+    with pytest.raises(ValueError):
+        NodeLabelSchedulingStrategy({"zone": "b"})
+
+
+def _labels(hard, soft=None):
+    return NodeLabelSchedulingStrategy(hard, soft=soft)
+
+
+def test_label_strategy_places_tasks_and_actors(cl):
+    assert ray.get(where.options(scheduling_strategy=_labels({"zone": In("b")})).remote(), timeout=30) == cl.b.node_id
+    assert ray.get(where.options(scheduling_strategy=_labels({"accel": Exists()})).remote(), timeout=30) == cl.g.node_id
+    # Only the head has no zone label; every node has its node id as a label.
+    no_zone = _labels({"zone": DoesNotExist()})
+    assert ray.get(where.options(scheduling_strategy=no_zone).remote(), timeout=30) == cl.head.node_id
+    by_id = _labels({"ray.io/node-id": In(cl.g.node_id)})
+    assert ray.get(where.options(scheduling_strategy=by_id).remote(), timeout=30) == cl.g.node_id
+    # soft only: a preference among all nodes (that have room: start from an idle cluster).
+    all_cpus_free()
+    prefer_g = _labels({}, soft={"zone": In("g")})
+    assert ray.get([where.options(scheduling_strategy=prefer_g).remote() for _ in range(2)], timeout=30) == [cl.g.node_id] * 2
+    actor = Where.options(scheduling_strategy=_labels({"tier": In("cpu")})).remote()
+    assert ray.get(actor.node.remote(), timeout=30) == cl.b.node_id
+    ray.kill(actor)
+    assert {n["NodeID"]: n["Labels"] for n in ray.nodes()}[cl.b.node_id]["zone"] == "b"
+
+
+def test_label_strategy_with_no_matching_node_waits(cl):
+    ref = where.options(scheduling_strategy=_labels({"zone": In("nowhere")})).remote()
+    ready, _ = ray.wait([ref], timeout=0.3)
+    assert ready == []
+    ray.cancel(ref)

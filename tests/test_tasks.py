@@ -356,6 +356,33 @@ def test_runtime_env_env_vars_for_a_task(ray_shared):
 
 
 
+@ray.remote
+def env_and_child_env(name):
+    return os.environ.get(name), ray.get(getenv.remote(name))[0]
+
+
+@ray.remote
+class EnvActor:
+    def child_env(self, name):
+        return ray.get(getenv.remote(name))[0]
+
+
+def test_runtime_env_is_inherited_by_children(ray_shared):
+    f = env_and_child_env.options(runtime_env={"env_vars": {"SOLRAY_INHERIT": "parent"}})
+    assert ray.get(f.remote("SOLRAY_INHERIT")) == ("parent", "parent")
+    actor = EnvActor.options(runtime_env={"env_vars": {"SOLRAY_INHERIT": "actor"}}).remote()
+    assert ray.get(actor.child_env.remote("SOLRAY_INHERIT")) == "actor"
+    ray.kill(actor)
+
+    @ray.remote
+    def parent_overriding():
+        g = getenv.options(runtime_env={"env_vars": {"SOLRAY_OWN": "child"}})
+        return ray.get(g.remote("SOLRAY_INHERIT", "SOLRAY_OWN"))
+
+    h = parent_overriding.options(runtime_env={"env_vars": {"SOLRAY_INHERIT": "p", "SOLRAY_OWN": "p"}})
+    assert ray.get(h.remote()) == ["p", "child"]  # env_vars merge, the child's win
+
+
 def test_scheduling_strategies(ray_shared):
     for strategy in ("DEFAULT", "SPREAD"):
         refs = [add.options(scheduling_strategy=strategy).remote(i, 1) for i in range(10)]
@@ -469,3 +496,30 @@ def test_submitting_from_many_threads(ray_shared):
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(work, range(8)))
+
+
+@ray.remote
+def call_back(actor, x):
+    return ray.get(actor.inc.remote(x))
+
+
+@ray.remote
+class Reentrant:
+    def __init__(self):
+        self.n = 0
+
+    async def inc(self, x):
+        self.n += x
+        return self.n
+
+    async def roundtrip(self, me, x):
+        # actor -> task -> the same actor, while this call is still running
+        return await call_back.remote(me, x)
+
+
+def test_actor_task_actor_roundtrip(ray_shared):
+    actor = Reentrant.remote()
+    assert ray.get(actor.roundtrip.remote(actor, 5), timeout=60) == 5
+    assert sorted(ray.get([actor.roundtrip.remote(actor, 1) for _ in range(5)], timeout=60)) == [6, 7, 8, 9, 10]
+    assert ray.get(actor.inc.remote(0)) == 10
+    ray.kill(actor)

@@ -117,5 +117,10 @@ def task_resources(options: dict, default_cpus: float) -> dict[str, float]:
 
 
 def env_vars_of(options: dict) -> dict:
+    """The env_vars a task or actor runs with: its own over those of the submitting task."""
+    from solray._private.worker import state
+
+    worker = state.get_core_worker(required=False)
+    inherited = getattr(worker, "inherited_env_vars", None) or {}
     env = options.get("runtime_env") or {}
-    return {str(k): str(v) for k, v in (env.get("env_vars") or {}).items()}
+    return {**inherited, **{str(k): str(v) for k, v in (env.get("env_vars") or {}).items()}}

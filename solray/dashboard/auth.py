@@ -4,7 +4,9 @@ A request proves it holds the cluster token with, in this order:
   * ``Authorization: Bearer <token>`` (what ``JobSubmissionClient(headers=...)``,
     ``RAY_JOB_HEADERS`` and Ray's own token-auth clients send),
   * ``X-Ray-Authorization: Bearer <token>`` (for proxies that own ``Authorization``),
-  * a ``solray-authentication-token`` or ``ray-authentication-token`` cookie (browsers).
+  * a ``solray-authentication-token`` or ``ray-authentication-token`` cookie (browsers),
+  * on the paths given as ``query_token_paths`` only (``/metrics``, for scrapers that
+    cannot set headers), a ``?token=<token>`` query parameter.
 Missing credentials get 401, wrong ones 403 (Ray's client words both clearly); neither
 reaches a handler, so an unauthenticated peer can run nothing. Comparison is constant-time.
 """
@@ -39,18 +41,30 @@ def presented_token(scope) -> str | None:
     return None
 
 
+def query_token(scope) -> str | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs((scope.get("query_string") or b"").decode("latin-1")).get("token")
+    return values[0] if values else None
+
+
 class TokenAuthMiddleware:
     """ASGI middleware: refuse any request that does not carry the cluster token."""
 
-    def __init__(self, app, token: str, open_paths: frozenset[str] = frozenset()):
+    def __init__(
+        self, app, token: str, open_paths: frozenset[str] = frozenset(), query_token_paths: frozenset[str] = frozenset()
+    ):
         self.app = app
         self._token = token.encode()
         self._open_paths = open_paths
+        self._query_token_paths = query_token_paths
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self._open_paths:
             return await self.app(scope, receive, send)
         token = presented_token(scope)
+        if token is None and scope.get("path") in self._query_token_paths:
+            token = query_token(scope)
         if token and hmac.compare_digest(token.encode(), self._token):
             return await self.app(scope, receive, send)
         status = 401 if token is None else 403

@@ -1,4 +1,5 @@
-"""The dashboard server process: Ray's Jobs REST API (and later the web UI) on port 8265.
+"""The dashboard server process on port 8265: Ray's Jobs REST API, the state API
+(``/api/v0/*``), Prometheus ``/metrics`` and the web UI (``/``).
 
 Started by the head node process (``head_main``) when it is given ``--dashboard-port``;
 run as ``python -m solray.dashboard.server``. It binds 127.0.0.1 unless ``--host`` says
@@ -41,9 +42,19 @@ def build_app(manager, session_name: str, token: str):
 
     from solray.dashboard.auth import TokenAuthMiddleware
     from solray.dashboard.modules.job.routes import JobRoutes
+    from solray.dashboard.modules.metrics.routes import MetricsRoutes
+    from solray.dashboard.modules.state.routes import StateRoutes
+    from solray.dashboard.modules.ui.routes import OPEN_PATHS, UiRoutes
 
-    app = Starlette(routes=JobRoutes(manager, session_name).routes())
-    return TokenAuthMiddleware(app, token)
+    routes = (
+        JobRoutes(manager, session_name).routes()
+        + StateRoutes(manager.control).routes()
+        + MetricsRoutes(manager.control).routes()
+        + UiRoutes(manager.control, session_name).routes()
+    )
+    app = Starlette(routes=routes)
+    # The web UI's page holds no data (it asks for the token, then calls the APIs).
+    return TokenAuthMiddleware(app, token, open_paths=OPEN_PATHS, query_token_paths=frozenset({"/metrics"}))
 
 
 def _bind(host: str, port: int) -> socket.socket:

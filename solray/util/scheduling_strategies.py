@@ -80,4 +80,107 @@ class NodeAffinitySchedulingStrategy:
         return f"NodeAffinitySchedulingStrategy(node_id={self.node_id!r}, soft={self.soft})"
 
 
-__all__ = ["NodeAffinitySchedulingStrategy", "PlacementGroupSchedulingStrategy"]
+class _LabelMatchExpression:
+    _op = ""
+
+    def __init__(self, *values: str):
+        for v in values:
+            if not isinstance(v, str):
+                raise ValueError(f"Label values must be strings, got {v!r}.")
+        self.values = list(values)
+
+    def to_wire(self, key: str) -> list:
+        return [key, self._op, self.values]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(repr, self.values))})"
+
+
+class In(_LabelMatchExpression):
+    """The node's label has one of ``values``."""
+
+    _op = "in"
+
+    def __init__(self, *values: str):
+        if not values:
+            raise ValueError("In() needs at least one value.")
+        super().__init__(*values)
+
+
+class NotIn(_LabelMatchExpression):
+    """The node's label has none of ``values`` (or the node lacks the label)."""
+
+    _op = "not_in"
+
+    def __init__(self, *values: str):
+        if not values:
+            raise ValueError("NotIn() needs at least one value.")
+        super().__init__(*values)
+
+
+class Exists(_LabelMatchExpression):
+    """The node has the label, whatever its value."""
+
+    _op = "exists"
+
+    def __init__(self):
+        super().__init__()
+
+
+class DoesNotExist(_LabelMatchExpression):
+    """The node lacks the label."""
+
+    _op = "does_not_exist"
+
+    def __init__(self):
+        super().__init__()
+
+
+class NodeLabelSchedulingStrategy:
+    """Run on a node whose labels match every expression of ``hard``; among those, prefer
+    nodes that also match ``soft``. Nodes get labels from ``add_node(labels=...)``, and every
+    node has ``ray.io/node-id``.
+    """
+
+    _solray_strategy = True
+    _solray_kind = "node_label"
+
+    def __init__(self, hard: dict[str, _LabelMatchExpression], *, soft: dict[str, _LabelMatchExpression] | None = None):
+        self.hard = self._check(hard, "hard")
+        self.soft = self._check(soft, "soft")
+        if not self.hard and not self.soft:
+            raise ValueError("The `hard` and `soft` parameters of NodeLabelSchedulingStrategy cannot both be empty.")
+
+    @staticmethod
+    def _check(exprs: dict | None, what: str) -> dict:
+        exprs = exprs or {}
+        if not isinstance(exprs, dict):
+            raise ValueError(f"The `{what}` parameter must be a dict of label name to In/NotIn/Exists/DoesNotExist.")
+        for key, expr in exprs.items():
+            if not isinstance(key, str) or not isinstance(expr, _LabelMatchExpression):
+                raise ValueError(
+                    f"The `{what}` parameter must map label names to In(), NotIn(), Exists() or "
+                    f"DoesNotExist(), got {key!r}: {expr!r}."
+                )
+        return exprs
+
+    def to_wire(self) -> dict:
+        return {
+            "type": "node_label",
+            "hard": [e.to_wire(k) for k, e in self.hard.items()],
+            "soft": [e.to_wire(k) for k, e in self.soft.items()],
+        }
+
+    def __repr__(self) -> str:
+        return f"NodeLabelSchedulingStrategy(hard={self.hard!r}, soft={self.soft!r})"
+
+
+__all__ = [
+    "DoesNotExist",
+    "Exists",
+    "In",
+    "NodeAffinitySchedulingStrategy",
+    "NodeLabelSchedulingStrategy",
+    "NotIn",
+    "PlacementGroupSchedulingStrategy",
+]

@@ -13,9 +13,11 @@ import logging
 import time
 from typing import Any
 
+from solray._private.control.observability import Observability
 from solray._private.control.placement_groups import PlacementGroupManager
 from solray._private.control.storage import ControlStore
 from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
+from solray._private.scheduling.labels import matches
 from solray._private.scheduling.resources import describe, fits, normalize
 from solray._private.worker.task_spec import ACTOR_CREATION
 
@@ -114,6 +116,8 @@ class ControlService:
         }
         self.pgs = PlacementGroupManager(self)
         self._handlers.update(self.pgs.handlers())
+        self.observability = Observability(self)  # task events, metrics, state queries
+        self._handlers.update(self.observability.handlers())
 
     async def start(self, port: int = 0) -> None:
         self._server = await serve(self.host, port, self.token, self._handle, name="control", on_close=self._on_close)
@@ -200,6 +204,7 @@ class ControlService:
                 "total": n["resources_total"],
                 "available": n["resources_available"],
                 "alive": n.get("alive", False),
+                "labels": n.get("labels") or {},
             }
             for nid, n in self.nodes.items()
         }
@@ -332,6 +337,7 @@ class ControlService:
                 self._kill_actor_worker(rec)
                 self._set_dead(rec, {"message": "The actor's job (driver) exited."})
         self.pgs.on_job_finished(job_id)
+        self.observability.on_job_finished(job_id)
         for conn in self.node_conns.values():
             conn.notify("job_finished", job_id)
 
@@ -385,6 +391,14 @@ class ControlService:
     def _pick_node(self, demand: dict, strategy: Any = None) -> str | None:
         alive = [n for n in self.nodes.values() if n.get("alive") and n["node_id"] in self.node_conns]
         placement = self._placement_demand(demand)
+        if isinstance(strategy, dict) and strategy.get("type") == "node_label":
+            alive = [n for n in alive if matches(n.get("labels") or {}, strategy.get("hard"))]
+            preferred = [
+                n for n in alive
+                if strategy.get("soft") and matches(n.get("labels") or {}, strategy["soft"])
+                and fits(placement, n["resources_available"])
+            ]
+            alive = preferred or alive
         if isinstance(strategy, dict) and strategy.get("type") == "node_affinity":
             node = self.nodes.get(strategy["node_id"])
             if node is not None and node in alive and fits(placement, node["resources_total"]):
@@ -479,7 +493,11 @@ class ControlService:
                     "spilled": True,
                 },
             )
-        except (ConnectionError, RpcError) as e:
+        except ConnectionError:
+            # The node died under us: place the actor again once the node table caught up.
+            asyncio.get_running_loop().call_later(0.1, self._retry_pending_actors)
+            return
+        except RpcError as e:
             self._set_dead(rec, {"message": f"could not lease a worker for the actor: {e}"})
             return
         if "error" in grant:

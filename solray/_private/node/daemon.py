@@ -24,8 +24,10 @@ from typing import Any
 import msgpack
 
 from solray._private import config, ids
+from solray._private.node import state_report
 from solray._private.rpc.connection import Connection, RpcError, connect, serve
 from solray._private.scheduling.bundles import BundleTable, uses_group
+from solray._private.scheduling.labels import NODE_ID_LABEL, matches
 from solray._private.scheduling.resources import NodeResources, cpu_part, describe, fits, normalize
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
 
 
 class WorkerRecord:
-    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor")
+    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor", "env_vars")
 
     def __init__(self, worker_id: str, job_id: int, env_key: str):
         self.worker_id = worker_id
@@ -51,6 +53,7 @@ class WorkerRecord:
         self.idle_since = time.monotonic()
         self.waiting: Lease | None = None  # lease granted to this worker before it registered
         self.is_actor = False
+        self.env_vars: dict = {}
 
 
 class Lease:
@@ -111,7 +114,7 @@ class NodeDaemon:
         self.removed_pgs: set[str] = set()
         self.object_store_memory = object_store_memory
         self.is_head = is_head
-        self.labels = labels or {}
+        self.labels = {NODE_ID_LABEL: self.node_id, **(labels or {})}
         self.address = ""
         self.workers: dict[str, WorkerRecord] = {}
         self.leases: dict[str, Lease] = {}
@@ -168,6 +171,8 @@ class NodeDaemon:
             "reserve_bundles": self._h_reserve_bundles,
             "return_bundles": self._h_return_bundles,
             "pg_removed": self._h_pg_removed,
+            "list_workers": lambda conn, p: state_report.list_workers(self),
+            "list_objects": lambda conn, p: state_report.list_objects(self, p),
             "ping": lambda conn, p: "pong",
         }
 
@@ -182,6 +187,7 @@ class NodeDaemon:
         await self._connect_control()
         loop = asyncio.get_running_loop()
         loop.create_task(self._reap_idle_workers())
+        loop.create_task(self._watch_starting_workers())
         loop.create_task(self._heartbeat_loop())
         loop.create_task(self._memory_monitor())
 
@@ -232,6 +238,7 @@ class NodeDaemon:
             "shm_dir": self.shm_dir,
             "session_dir": self.session_dir,
             "num_workers": sum(1 for w in self.workers.values() if w.state != DEAD),
+            **state_report.host_stats(),  # CPU and memory of the host (metrics, dashboard)
             "pending_demands": self.pending_demands(),
         }
 
@@ -421,6 +428,7 @@ class NodeDaemon:
 
     def _start_worker(self, job_id: int, env_key: str, env_vars: dict) -> WorkerRecord:
         w = WorkerRecord(ids.new_id().hex(), job_id, env_key)
+        w.env_vars = dict(env_vars)
         self.workers[w.worker_id] = w
         job = self.jobs.get(job_id, {})
         job_env = dict((job.get("runtime_env") or {}).get("env_vars") or {})
@@ -432,6 +440,7 @@ class NodeDaemon:
                 "driver_address": job.get("driver_address"),
                 "namespace": job.get("namespace"),  # get_actor() in tasks looks here by default
                 "env_vars": job_env,
+                "task_env_vars": dict(env_vars),  # what its tasks' children inherit
                 "runtime_env": job.get("runtime_env") or {},
                 "sys_path": job.get("sys_path") or [],
             }
@@ -521,6 +530,8 @@ class NodeDaemon:
         local_now = self.resources.can_acquire(req.demand)
         strategy = req.strategy if isinstance(req.strategy, dict) else {"type": req.strategy or "DEFAULT"}
         kind = strategy.get("type") or "DEFAULT"
+        if kind == "node_label":
+            return self._choose_by_labels(req, strategy, local_now)
         if kind == "node_affinity":
             nid = strategy["node_id"]
             if nid == self.node_id and local_feasible:
@@ -564,6 +575,33 @@ class NodeDaemon:
             return feasible_elsewhere[0]
         self._warn_infeasible(req)
         return None
+
+    def _choose_by_labels(self, req: LeaseRequest, strategy: dict, local_now: bool) -> str | None:
+        """NodeLabelSchedulingStrategy: nodes matching ``hard``; those matching ``soft`` first."""
+        nodes = {self.node_id: (self.labels, self.resources.total)}
+        nodes.update({nid: (n.get("labels") or {}, n["total"]) for nid, n in self._others()})
+        feasible = sorted(
+            nid for nid, (labels, total) in nodes.items()
+            if matches(labels, strategy.get("hard")) and fits(req.demand, total)
+        )
+        if not feasible:
+            self._warn_infeasible(req)
+            return None
+        if req.spilled and self.node_id in feasible:
+            return self.node_id if local_now else None
+
+        def free_now(nid: str) -> bool:
+            return local_now if nid == self.node_id else fits(req.demand, self.cluster_view[nid]["available"])
+
+        preferred = [nid for nid in feasible if strategy.get("soft") and matches(nodes[nid][0], strategy["soft"])]
+        for group in (preferred, feasible):
+            now = [nid for nid in group if free_now(nid)]
+            if self.node_id in now:
+                return self.node_id
+            if now:
+                return min(now, key=lambda nid: self._utilization(req.demand, nodes[nid][1], self.cluster_view[nid]["available"]))
+        # Nothing fits right now: wait here if this node qualifies, else queue on one that does.
+        return None if self.node_id in feasible else (preferred or feasible)[0]
 
     def _idle_worker(self, job_id: int, env_key: str) -> WorkerRecord | None:
         for w in self.workers.values():
@@ -726,6 +764,35 @@ class NodeDaemon:
                 self._kill(w)
                 if w.conn is None:
                     self._worker_gone(w)
+
+    async def _watch_starting_workers(self) -> None:
+        """A worker that dies before it registers closes no connection, so nothing else
+        would notice: the lease it was started for would wait (holding its resources)
+        forever. Check such workers by PID and start a new worker for their lease."""
+        while True:
+            await asyncio.sleep(0.2)
+            dead = [
+                w for w in self.workers.values()
+                if w.conn is None and w.pid is not None and w.state != DEAD and not _pid_alive(w.pid)
+            ]
+            for w in dead:
+                lease, w.waiting = w.waiting, None
+                w.lease = None
+                w.state = DEAD
+                self.workers.pop(w.worker_id, None)
+                if lease is None or lease.lease_id not in self.leases:
+                    continue
+                if lease.future.done():  # its requester is gone
+                    self._release_lease(lease)
+                    continue
+                logger.warning("worker %s (pid %s) died while starting; starting another", w.worker_id[:12], w.pid)
+                nw = self._start_worker(w.job_id, w.env_key, w.env_vars)
+                nw.state = LEASED
+                nw.waiting = lease
+                lease.worker = nw
+                nw.is_actor = lease.for_actor
+            if dead:
+                self._schedule()
 
     async def _reap_idle_workers(self) -> None:
         while True:
@@ -984,3 +1051,13 @@ _PG_REMOVED = "The task's placement group was removed."
 def _pg_of(req: LeaseRequest) -> str | None:
     s = req.strategy
     return s.get("pg_id") if isinstance(s, dict) and s.get("type") == "placement_group" else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

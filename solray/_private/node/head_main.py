@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--control-address", default="")
     p.add_argument("--session-dir", required=True)
     p.add_argument("--resources", default="{}")
+    p.add_argument("--labels", default="{}", help="JSON dict of this node's labels")
     p.add_argument("--object-store-memory", type=int, required=True)
     p.add_argument("--storage", default=None, help="SQLite file for the control service's tables")
     p.add_argument("--dashboard-port", type=int, default=None)
@@ -55,6 +56,7 @@ async def run(args: argparse.Namespace) -> None:
         control_address=control_address,
         session_dir=args.session_dir,
         resources=json.loads(args.resources),
+        labels=json.loads(args.labels),
         object_store_memory=args.object_store_memory,
         is_head=args.head or args.head_node,
         spill_dir=args.spill_dir,

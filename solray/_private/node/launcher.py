@@ -58,6 +58,7 @@ def start_node(
     spill_dir: str | None = None,
     control_only: bool = False,
     head_node: bool = False,
+    labels: dict | None = None,
 ) -> tuple[subprocess.Popen, dict]:
     """Start a node process; return it and the JSON line it prints once serving."""
     cmd = [
@@ -84,6 +85,8 @@ def start_node(
         cmd += ["--dashboard-port", str(dashboard_port), "--dashboard-host", dashboard_host]
     if spill_dir:
         cmd += ["--spill-dir", spill_dir]
+    if labels:
+        cmd += ["--labels", json.dumps(labels)]
     kind = "control" if control_only else "head" if head else "node"
     # A long-lived node must not hold its starter's stderr: ``solray start`` would never
     # finish for a caller that reads its output to the end (a pipe stays open while any

@@ -187,6 +187,7 @@ class ActorTaskSubmitter:
     # ---- submission --------------------------------------------------------------------
     def submit(self, spec: TaskSpec) -> None:
         st = self._state(spec.actor_id)
+        self.worker.task_events.submitted(spec)
         if st.state == DEAD:
             self._fail(spec, death_error(st.actor_id, st.death or {}))
             return
@@ -224,6 +225,8 @@ class ActorTaskSubmitter:
         msg = spec.to_wire(self.worker.address, include_function=False)
         msg["act"] = st.actor_id
 
+        self.worker.task_events.running(spec)
+
         def send(_t=None):
             fut = conn.request("push_task", msg)
             fut.add_done_callback(lambda f: self._on_reply(st, spec, conn, f))
@@ -254,6 +257,7 @@ class ActorTaskSubmitter:
         elif spec.retries_left != 0 and st.state != DEAD:
             spec.retries_left -= 1
             spec.attempt += 1
+            self.worker.task_retries += 1
             # Back into the queue at its submission place (calls in flight fail together).
             at = next((i for i, q in enumerate(st.queue) if q.seq > spec.seq), len(st.queue))
             st.queue.insert(at, spec)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from solray import exceptions
-from solray._private import ids
+from solray._private import ids, metrics_recorder
 from solray._private.config import INLINE_OBJECT_MAX_BYTES
 from solray._private.objects import shm_store
 from solray._private.objects.memory_store import Entry, MemoryStore
@@ -31,7 +31,9 @@ from solray._private.objects.reference_counter import ReferenceCounter
 from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
 from solray._private.serialization import serializer
 from solray._private.serialization.serializer import SerializedObject
+from solray._private.worker import state_report
 from solray._private.worker.actor_submitter import ActorTaskSubmitter
+from solray._private.worker.task_events import TaskEventBuffer
 from solray._private.worker.task_submitter import NormalTaskSubmitter
 
 logger = logging.getLogger(__name__)
@@ -101,6 +103,9 @@ class CoreWorker:
         self.worker_id = worker_id or ids.new_id().hex()
         self.log_to_driver = log_to_driver
         self.runtime_env = runtime_env or {}
+        # env_vars of the runtime_env this worker was started for: as in Ray, the tasks and
+        # actors it submits inherit them (their own env_vars win on conflicts).
+        self.inherited_env_vars: dict[str, str] = {}
         self.driver_address = driver_address
         self.address = ""
         self.actor_id: bytes | None = None
@@ -129,12 +134,14 @@ class CoreWorker:
         self._peer_connecting: dict[str, asyncio.Future] = {}
         self._pending_frees: list = []
         self.node_addresses: dict[str, str] = {}
-        self.reconstructions = 0
+        self.reconstructions = 0  # lost objects this owner rebuilt by re-running their task
+        self.task_retries = 0  # tasks and actor calls sent again after their worker died
         self._put_scope = ids.new_id()
         self._put_index = 0
         self._put_lock = threading.Lock()
         self.submitter = NormalTaskSubmitter(self)
         self.actor_submitter = ActorTaskSubmitter(self)
+        self.task_events = TaskEventBuffer(self)  # for the state API (list_tasks)
         self.executor = None  # set in worker processes
         self.daemon: Connection | None = None
         self.control: Connection | None = None
@@ -220,6 +227,8 @@ class CoreWorker:
             for conn in list(self.peers.values()):
                 conn.close()
             if self.control is not None:
+                self.task_events.flush()
+                metrics_recorder.RECORDER.report_final(self)
                 self.control.close()
             if self.daemon is not None:
                 self.daemon.close()
@@ -341,6 +350,7 @@ class CoreWorker:
             "infeasible": self._h_infeasible,
             "oom_killed": self.submitter.on_oom_killed,
             "reconstruct_object": self._h_reconstruct_object,
+            "state_objects": lambda p: state_report.owned_objects(self),
             "ping": lambda p: "pong",
         }
 
@@ -860,6 +870,7 @@ class CoreWorker:
 
 
     def complete_task(self, spec, reply: dict) -> None:
+        self.task_events.finished(spec, reply)
         if spec.num_returns == "streaming":
             self._dropped_streams.discard(spec.task_id)
             if reply.get("e"):
@@ -872,6 +883,7 @@ class CoreWorker:
         self._settle_items(spec.task_id, failed=bool(reply.get("e")))
 
     def fail_task(self, spec, error: BaseException) -> None:
+        self.task_events.failed(spec, error)
         if spec.num_returns == "streaming":
             self._dropped_streams.discard(spec.task_id)
             self._end_stream(spec.task_id, error_inline=serializer.serialize_error(error).to_inline())

@@ -110,6 +110,16 @@ class Executor:
         elif self.main_task == task_id:
             os.kill(os.getpid(), signal.SIGINT)
 
+    def on_sigint(self, signum, frame) -> None:
+        """SIGINT handler of a worker: interrupt the running task only if it was cancelled.
+
+        The signal of ``_cancel`` can land after its task finished, when the main thread is
+        idle or already runs the next task; then it must not interrupt anything.
+        """
+        task_id = self.main_task
+        if task_id is not None and task_id in self.cancelled:
+            raise KeyboardInterrupt
+
     # ---- main thread -------------------------------------------------------------------
     def run_forever(self) -> None:
         while True:
@@ -160,10 +170,10 @@ class Executor:
         except BaseException as e:  # noqa: BLE001 - user code may raise anything
             reply = self._package_error(msg, e)
         finally:
+            if on_main:  # first: from here on a late cancel signal is ignored (on_sigint)
+                self.main_task = None
             ctx.task_id = None
             ctx.placement = None
-            if on_main:
-                self.main_task = None
             self.cancelled.discard(task_id)
         self.calls += 1
         if msg["k"] == NORMAL_TASK and msg.get("mc") and self.calls >= msg["mc"]:

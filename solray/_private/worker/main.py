@@ -49,7 +49,9 @@ def worker_main(cfg: dict) -> None:
     if cfg.get("log_to_driver", True) and worker.driver_address:
         logs.set_sender(lambda _=None: worker.schedule(lambda: _send_logs(worker)))
     state.set_core_worker(worker)
+    worker.inherited_env_vars = dict(cfg.get("task_env_vars") or {})
     worker.executor = Executor(worker)
+    signal.signal(signal.SIGINT, worker.executor.on_sigint)
     worker.on_daemon_lost = lambda: os._exit(1)
     try:
         worker.start()

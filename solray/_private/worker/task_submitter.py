@@ -114,6 +114,7 @@ class NormalTaskSubmitter:
     # ---- entry point (IO loop) ---------------------------------------------------------
     def submit(self, spec: TaskSpec, request_payload: dict) -> None:
         self.running[spec.task_id] = spec
+        self.worker.task_events.submitted(spec)
         ks = self.keys.get(spec.sched_key)
         if ks is None:
             ks = self.keys[spec.sched_key] = KeyState(spec.sched_key, request_payload)
@@ -192,6 +193,11 @@ class NormalTaskSubmitter:
                 self._finish_failed(ks.queue.popleft(), err)
             return
         if exc is not None:
+            if isinstance(exc, ConnectionError) and daemon is not self.worker.daemon and not self.worker.shutting_down:
+                # The node our daemon sent us to (spillback) died meanwhile: ask our own
+                # daemon again; its view of the cluster drops the dead node.
+                self.worker.loop.call_later(0.05, self._pump, ks)
+                return
             if not self.worker.shutting_down:
                 logger.error("lease request failed: %s", exc)
                 err = exceptions.RaySystemError(f"could not lease a worker: {exc}")
@@ -264,10 +270,12 @@ class NormalTaskSubmitter:
         msg["gpu"] = lease.grant.get("gpu_ids")
         fut = lease.conn.request("push_task", msg)
         fut.add_done_callback(lambda f: self._on_reply(ks, lease, spec, f))
+        self.worker.task_events.running(spec, lease.node_id, lease.worker_id, lease.grant.get("pid"))
 
     def _on_reply(self, ks: KeyState, lease: Lease, spec: TaskSpec, fut) -> None:
         lease.busy = None
         exc = fut.exception() if not fut.cancelled() else ConnectionError("cancelled")
+        if exc is not None: print("DEBUG retry", spec.name, lease.node_id[:6], lease.address, repr(exc), file=__import__("sys").stderr)
         if exc is not None:
             # The worker died (or the connection broke) while running the task.
             self._drop_lease(ks, lease, worker_dead=True)
@@ -278,6 +286,7 @@ class NormalTaskSubmitter:
             elif spec.retries_left != 0:
                 spec.retries_left -= 1
                 spec.attempt += 1
+                self.worker.task_retries += 1
                 ks.queue.appendleft(spec)
             else:
                 oom = self.oom_kills.pop(lease.lease_id, None)
