@@ -434,3 +434,24 @@ def test_groups_live_as_long_as_their_job_unless_detached(nodes):
     assert table[scoped.id.hex()]["state"] == "REMOVED"
     assert table[detached.id.hex()]["state"] == "CREATED"
     remove_placement_group(detached)
+
+
+def _lookup_group(name):
+    try:
+        return get_placement_group(name)
+    except (ValueError, ConnectionError):
+        return None
+
+
+def test_groups_survive_a_head_restart(nodes):
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD", name="survivor", lifetime="detached")
+    ray.get(pg.ready(), timeout=30)
+    placed = placement_group_table(pg)["bundles_to_node_id"]
+    nodes.cluster.restart_head()
+    again = wait_for(lambda: _lookup_group("survivor"), 30, "the group after the restart")
+    assert again == pg
+    entry = placement_group_table(pg)
+    assert entry["state"] == "CREATED" and entry["bundles_to_node_id"] == placed
+    assert ray.get([_on(pg, i).remote() for i in range(2)], timeout=30) == [placed[0], placed[1]]
+    remove_placement_group(pg)
+    wait_for(lambda: not any("_group_" in k for k in ray.available_resources()), what="bundles freed")

@@ -206,8 +206,11 @@ def microbenchmark(only: str | None) -> None:
 
 def _add_job_commands() -> None:
     from solray.cli.job import job
+    from solray.cli.state import COMMANDS
 
     cli.add_command(job)
+    for command in COMMANDS:  # list, get, summary, timeline (the state API)
+        cli.add_command(command)
 
 
 _add_job_commands()

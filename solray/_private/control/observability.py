@@ -63,7 +63,9 @@ class Observability:
                     rec = {**rec, "node": actor.node_id, "worker": actor.worker_id, "pid": actor.pid}
             out.append(rec)
         out += [self._creation_task(a) for a in actors.values()]
-        return {"tasks": out, **self.tasks.stats()}
+        stats = self.tasks.stats()
+        stats["total"] += len(actors)
+        return {"tasks": out, **stats}
 
     @staticmethod
     def _actor_state(a: ActorRecord) -> dict:

@@ -709,6 +709,7 @@ class NodeDaemon:
                     lease.future.set_result({"error": _PG_REMOVED, "pg_removed": True})
             elif w is not None:
                 self._kill(w)
+                self._worker_gone(w)  # now: a lease returned meanwhile must not make it idle
         self.bundles.release(pg_hex)
         self._schedule()
 

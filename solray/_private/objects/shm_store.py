@@ -50,7 +50,14 @@ def write(path: str, so: SerializedObject, reuse: bool = False) -> int:
     """
     prefix, offsets, total = layout(so)
     final, path = path, path + ".w"
-    fd = os.open(path, os.O_WRONLY if reuse else os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    flags = os.O_WRONLY if reuse else os.O_CREAT | os.O_EXCL | os.O_WRONLY
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        # An earlier attempt of the task that makes this object was killed mid-write and
+        # left its partial file: this attempt replaces it.
+        os.unlink(path)
+        fd = os.open(path, flags, 0o600)
     try:
         if total > (1 << 20) and not reuse:
             # Allocating all pages up front is ~3x faster on tmpfs than faulting them in.

@@ -275,7 +275,6 @@ class NormalTaskSubmitter:
     def _on_reply(self, ks: KeyState, lease: Lease, spec: TaskSpec, fut) -> None:
         lease.busy = None
         exc = fut.exception() if not fut.cancelled() else ConnectionError("cancelled")
-        if exc is not None: print("DEBUG retry", spec.name, lease.node_id[:6], lease.address, repr(exc), file=__import__("sys").stderr)
         if exc is not None:
             # The worker died (or the connection broke) while running the task.
             self._drop_lease(ks, lease, worker_dead=True)
