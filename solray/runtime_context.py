@@ -35,6 +35,20 @@ class RuntimeContext:
     def get_worker_id(self) -> str:
         return self._worker.worker_id
 
+    def is_canceled(self) -> bool:
+        """Whether ``cancel()`` was called on the running task or sync actor method.
+
+        A running actor method is not interrupted by ``cancel()``: it can poll this and
+        return early. Async actors see ``asyncio.CancelledError`` instead.
+        """
+        w = self._worker
+        task_id = w.context.task_id
+        if task_id is None or w.executor is None:
+            raise RuntimeError("is_canceled() is only available inside a task or an actor method.")
+        if w.executor.actor_loop is not None:
+            raise RuntimeError("is_canceled() is not available in async actors: cancellation raises asyncio.CancelledError.")
+        return task_id in w.executor.cancelled
+
     def get_task_id(self) -> str | None:
         tid = self._worker.context.task_id
         return tid.hex() if tid else None

@@ -82,6 +82,21 @@ def test_calls_run_in_submission_order(ray_shared):
     assert solray.get(c.get_log.remote()) == list(range(300))
 
 
+def test_each_caller_keeps_its_own_order(ray_shared):
+    @solray.remote
+    def caller(counter, who, n):
+        for i in range(n):
+            counter.record.remote((who, i))
+        return solray.get(counter.get_log.remote())
+
+    c = Counter.remote()
+    solray.get([caller.remote(c, who, 100) for who in range(3)])
+    log = solray.get(c.get_log.remote())
+    assert len(log) == 300
+    for who in range(3):
+        assert [i for w, i in log if w == who] == list(range(100))
+
+
 def test_object_ref_arguments_keep_submission_order(ray_shared):
     """A call whose argument is not ready yet still runs before later calls."""
 
@@ -604,3 +619,61 @@ def test_actor_created_in_a_task_lives_with_the_returned_handle(ray_shared):
     del c
     gc.collect()
     wait_for(lambda: process_gone(pid), what="the actor to exit with the last handle")
+
+
+# ------------------------------------------------------------------ cancellation
+
+
+@solray.remote
+class Cancellable:
+    def __init__(self):
+        self.steps = 0
+        self.ran: list = []
+
+    def loop_until_cancelled(self, gate_address):
+        from helpers import arrive_and_wait
+
+        arrive_and_wait(gate_address)  # tell the test we are running
+        ctx = solray.get_runtime_context()
+        while not ctx.is_canceled():
+            self.steps += 1
+            threading.Event().wait(0.01)
+        return "stopped cleanly"
+
+    def record(self, tag):
+        self.ran.append(tag)
+        return tag
+
+    def get_ran(self):
+        return self.ran
+
+
+def test_cancel_running_sync_actor_method_is_not_interrupted(ray_shared):
+    a = Cancellable.remote()
+    with Gate() as gate:
+        ref = a.loop_until_cancelled.remote(gate.address)
+        gate.wait_arrivals(1)
+    solray.cancel(ref)
+    with pytest.raises(solray.exceptions.TaskCancelledError):
+        solray.get(ref)
+    # The method returned on its own (no KeyboardInterrupt); the actor keeps working.
+    assert solray.get(a.record.remote("after")) == "after"
+
+
+def test_cancel_queued_actor_call_never_runs(ray_shared):
+    a = Cancellable.remote()
+    with Gate() as gate:
+        busy = a.loop_until_cancelled.remote(gate.address)
+        gate.wait_arrivals(1)
+        queued = a.record.remote("cancelled")
+        solray.cancel(queued)
+        solray.cancel(busy)
+    with pytest.raises(solray.exceptions.TaskCancelledError):
+        solray.get(queued)
+    solray.get(a.record.remote("next"))
+    assert solray.get(a.get_ran.remote()) == ["next"]
+
+
+def test_is_canceled_outside_a_task_raises(ray_shared):
+    with pytest.raises(RuntimeError):
+        solray.get_runtime_context().is_canceled()

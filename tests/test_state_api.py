@@ -216,6 +216,16 @@ def test_dashboard_http_api_needs_the_token_and_matches_the_driver_api(head):
         c._actor_id.hex()
     ]
 
+    # An unfiltered task listing fetches only the newest `limit` tasks, yet counts them all.
+    ray.get([square.remote(i) for i in range(3)])
+    every = wait_for(  # the driver's task events reach the head within ~100 ms
+        lambda: (r := head.get_json("/api/v0/tasks?limit=10000")["data"]["result"])["num_filtered"] >= 5 and r,
+        10, "the tasks at the head",
+    )
+    few = head.get_json("/api/v0/tasks?limit=2")["data"]["result"]
+    assert len(few["result"]) == 2 and few["num_filtered"] == few["num_after_truncation"] == len(every["result"]) > 2
+    assert few["total"] == every["total"]
+
     status, body, _ = head.get("/api/v0/actors?filter_keys=bogus&filter_predicates=%3D&filter_values=1")
     assert status == 400 and json.loads(body)["result"] is False
     timeline = head.get_json("/api/v0/tasks/timeline")
@@ -223,18 +233,24 @@ def test_dashboard_http_api_needs_the_token_and_matches_the_driver_api(head):
 
 
 def test_cli_list_and_summary(head):
-    ray.get(square.remote(5))
+    c = Counter.remote()
+    ray.get([c.incr.remote(), square.remote(5), square.remote(6)])
     out = run_cli(["list", "actors", "--filter", "state=ALIVE", "--format", "json"], head.env).stdout
     assert any(a["class_name"] == "Counter" and a["state"] == "ALIVE" for a in json.loads(out))
     table = run_cli(["list", "tasks", "--filter", "name=square", "--limit", "2"], head.env).stdout
     assert "======== List: 2 tasks ========" in table and "FINISHED" in table and "TASK_ID" in table
     summary = run_cli(["summary", "tasks", "--address", head.url], head.env).stdout
     assert "square" in summary and "NORMAL_TASK" in summary
+    big = ray.put(b"m" * 150_000)
+    memory = run_cli(["memory", "--units", "KB"], head.env).stdout
+    assert big.hex() in memory and "LOCAL_REFERENCE" in memory and "--- summary:" in memory
     bad = run_cli(["list", "actors", "--filter", "state~x"], head.env, check=False)
     assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
 
 
 def test_rays_own_state_client_reads_our_dashboard(head, tmp_path):
+    c = Counter.remote()
+    ray.get([c.incr.remote(), square.remote(2)])
     venv = os.environ.get("SOLRAY_RAY_VENV") or os.path.join(os.path.dirname(os.path.dirname(__file__)), ".venv-ray")
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):

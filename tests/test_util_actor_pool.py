@@ -11,8 +11,9 @@ from solray.exceptions import GetTimeoutError
 from solray.util.actor_pool import ActorPool
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_start():
+    """One cluster for the module: each test's actors end with their handles."""
     import solray
 
     solray.init(num_cpus=2)

@@ -14,8 +14,9 @@ from solray.exceptions import RayError
 from solray.util.queue import Empty, Full, Queue
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_start():
+    """One cluster for the module: each test's actors end with their handles."""
     import solray
 
     solray.init(num_cpus=2)

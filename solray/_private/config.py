@@ -30,9 +30,6 @@ DEFAULT_DASHBOARD_PORT = 8265
 HEARTBEAT_INTERVAL_S = _env_float("SOLRAY_HEARTBEAT_INTERVAL_S", 0.1)
 # A node that sends no heartbeat for this long is declared dead.
 NODE_DEATH_TIMEOUT_S = _env_float("SOLRAY_NODE_DEATH_TIMEOUT_S", 5.0)
-# Object transfer between nodes: chunk size and chunks in flight per pull.
-TRANSFER_CHUNK_BYTES = _env_int("SOLRAY_TRANSFER_CHUNK_BYTES", 8 * 1024 * 1024)
-TRANSFER_CHUNKS_IN_FLIGHT = _env_int("SOLRAY_TRANSFER_CHUNKS_IN_FLIGHT", 4)
 # How long nodes and workers keep trying to reach a restarted head before giving up.
 CONTROL_RECONNECT_TIMEOUT_S = _env_float("SOLRAY_CONTROL_RECONNECT_TIMEOUT_S", 60.0)
 # Memory monitor: above this fraction of node memory in use, the newest task is killed.

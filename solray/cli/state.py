@@ -1,4 +1,4 @@
-"""``solray list``, ``solray get``, ``solray summary`` and ``solray timeline``: the state API
+"""``solray list``, ``get``, ``summary``, ``timeline`` and ``memory``: the state API
 from the command line (Ray's ``ray list actors --filter "state=ALIVE"`` and friends).
 
 The cluster is ``--address`` (a dashboard URL, ``host:port`` of the control service, or
@@ -165,4 +165,30 @@ def timeline_cmd(output, job_id, address, timeout) -> None:
     click.echo(f"Wrote {len(events)} task events to {output}; open it in chrome://tracing or https://ui.perfetto.dev.")
 
 
-COMMANDS = [list_cmd, get_cmd, summary_cmd, timeline_cmd]
+@click.command(name="memory")
+@click.option("--sort-by", type=click.Choice(["object_size", "pid", "reference_type"]), default="object_size",
+              show_default=True)
+@click.option("--units", type=click.Choice(["B", "KB", "MB", "GB"]), default="B", show_default=True)
+@_address
+@_timeout
+def memory_cmd(sort_by, units, address, timeout) -> None:
+    """Object references held in the cluster, by node, with their sizes (Ray's ``ray memory``)."""
+    objects = _call(api.list_objects, address=address, limit=10_000, timeout=timeout, raise_on_missing_output=False)
+    scale = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30}[units]
+    rows = sorted((_plain(o) for o in objects), key=lambda o: (o.get(sort_by) is None, o.get(sort_by)),
+                  reverse=sort_by == "object_size")
+    by_ip: dict[str, list] = {}
+    for o in rows:
+        by_ip.setdefault(o["ip"], []).append(
+            {**o, "size": f"{o['object_size'] / scale:.2f} {units}" if scale > 1 else f"{o['object_size']} B"}
+        )
+    click.echo("======== Object references ========")
+    for ip, items in sorted(by_ip.items()):
+        click.echo(f"--- node {ip} ---")
+        click.echo(format_table(items, ["pid", "type", "task_status", "size", "reference_type", "object_id"]))
+    total = sum(o["object_size"] for o in rows)
+    click.echo(f"--- summary: {len(rows)} references, {total / scale:.2f} {units} ---" if scale > 1
+               else f"--- summary: {len(rows)} references, {total} B ---")
+
+
+COMMANDS = [list_cmd, get_cmd, summary_cmd, timeline_cmd, memory_cmd]

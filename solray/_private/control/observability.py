@@ -53,18 +53,28 @@ class Observability:
 
     # ------------------------------------------------------------------ tasks
     def list_tasks(self, p: Any = None) -> dict:
+        """Every task, or with ``{"limit": n}`` only the ``n`` newest (the state API asks so
+        when it filters nothing: a dashboard polling its task page stays cheap)."""
         actors = self.svc.actors
+        limit = p.get("limit") if isinstance(p, dict) else None
+        creation = [self._creation_task(a) for a in actors.values()]
+        if limit is None:
+            records = self.tasks.records() + creation
+        else:
+            records = sorted(
+                self.tasks.newest(limit) + creation, key=lambda r: r.get("creation_time") or 0, reverse=True
+            )[:limit]
         out = []
-        for rec in self.tasks.records():
+        for rec in records:
             actor_id = rec.get("actor")
-            if actor_id is not None and rec.get("node") is None:
+            if actor_id is not None and rec.get("node") is None and rec.get("type") == "ACTOR_TASK":
                 actor = actors.get(actor_id)
                 if actor is not None and rec["state"] != "PENDING_ARGS_AVAIL":
                     rec = {**rec, "node": actor.node_id, "worker": actor.worker_id, "pid": actor.pid}
             out.append(rec)
-        out += [self._creation_task(a) for a in actors.values()]
         stats = self.tasks.stats()
         stats["total"] += len(actors)
+        stats["available"] = stats["stored"] + len(actors)
         return {"tasks": out, **stats}
 
     @staticmethod

@@ -11,6 +11,7 @@ list is truncated. A record is a plain dict with the owner's fields:
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import OrderedDict
@@ -71,6 +72,10 @@ class TaskTable:
 
     def records(self) -> list[dict]:
         return list(self.tasks.values())
+
+    def newest(self, n: int) -> list[dict]:
+        """The ``n`` most recently added tasks, newest first."""
+        return list(itertools.islice(reversed(self.tasks.values()), max(0, n)))
 
     def counts_by_state(self) -> dict[str, int]:
         out: dict[str, int] = {}

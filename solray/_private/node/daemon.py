@@ -25,6 +25,8 @@ import msgpack
 
 from solray._private import config, ids
 from solray._private.node import state_report
+from solray._private.node.transfer import TransferServer
+from solray._private.node.transfer import fetch as transfer_fetch
 from solray._private.rpc.connection import Connection, RpcError, connect, serve
 from solray._private.scheduling.bundles import BundleTable, uses_group
 from solray._private.scheduling.labels import NODE_ID_LABEL, matches
@@ -149,6 +151,7 @@ class NodeDaemon:
         self.pool: list[tuple[int, str]] = []
         self.pool_bytes = 0
         self.restored_bytes_total = 0
+        self.transfer: TransferServer | None = None
         self.pulls_total = 0  # objects copied here from other nodes (one per object, however many ask)
         self.pulled_bytes_total = 0
         self._server = None
@@ -167,6 +170,7 @@ class NodeDaemon:
             "cluster_view": self._h_cluster_view,
             "pull_object": self._h_pull_object,
             "read_chunk": self._h_read_chunk,
+            "prepare_send": self._h_prepare_send,
             "restore_object": self._h_restore_object,
             "reserve_bundles": self._h_reserve_bundles,
             "return_bundles": self._h_return_bundles,
@@ -183,6 +187,8 @@ class NodeDaemon:
         os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
         self._server = await serve(self.node_ip, port, self.token, self._handle, name="daemon", on_close=self._on_close)
         self.address = f"{self.node_ip}:{self._server.sockets[0].getsockname()[1]}"
+        self.transfer = TransferServer(self.node_ip, self.token, self.shm_dir)
+        self.transfer.start()
         self._start_zygote()
         await self._connect_control()
         loop = asyncio.get_running_loop()
@@ -352,6 +358,8 @@ class NodeDaemon:
 
     def shutdown(self) -> None:
         self.stopping = True
+        if self.transfer is not None:
+            self.transfer.close()
         for w in self.workers.values():
             if w.pid:
                 try:
@@ -997,34 +1005,36 @@ class NodeDaemon:
         if verdict != "ok":
             raise MemoryError(verdict)
         host, port = node["address"].rsplit(":", 1)
-        src = await connect(host, int(port), self.token, name=f"transfer {src_node[:8]}")
-        fd = os.open(path + ".part", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         try:
-            if size > (1 << 20):
-                os.posix_fallocate(fd, 0, size)
-            chunk = config.TRANSFER_CHUNK_BYTES
-            offsets = list(range(0, size, chunk)) or [0]
-            window = asyncio.Semaphore(config.TRANSFER_CHUNKS_IN_FLIGHT)
-
-            async def fetch(off: int) -> None:
-                async with window:
-                    reply = await src.request("read_chunk", [oid, off, min(chunk, size - off), self.address])
-                    data = reply[1] if isinstance(reply, tuple) else b""
-                    os.pwrite(fd, data, off)
-
-            await asyncio.gather(*(fetch(off) for off in offsets))
-            os.ftruncate(fd, size)
+            # The source readies the object (restoring it if spilled) and names its transfer
+            # port; the bytes then flow socket-to-mapping on a thread (transfer.py).
+            src = await connect(host, int(port), self.token, name=f"transfer {src_node[:8]}")
+            try:
+                tport = await src.request("prepare_send", [oid, self.address])
+            finally:
+                src.close()
+            await asyncio.get_running_loop().run_in_executor(
+                None, transfer_fetch, host, tport, self.token, oid, size, path + ".part"
+            )
         except BaseException:
             self._h_free_objects(None, [oid])
-            os.close(fd)
-            os.unlink(path + ".part")
+            try:
+                os.unlink(path + ".part")
+            except FileNotFoundError:
+                pass
             raise
-        finally:
-            src.close()
-        os.close(fd)
         os.rename(path + ".part", path)
         self.pulls_total += 1
         self.pulled_bytes_total += size
+
+    def _h_prepare_send(self, conn: Connection, p: list) -> int:
+        """Another node is about to pull an object: have it in shared memory, remember the
+        copy (it goes when the object goes), and name the port that streams it."""
+        oid, requester = p
+        if oid not in self.objects:
+            self._h_restore_object(None, oid)
+        self.pulled_by.setdefault(oid, set()).add(requester)
+        return self.transfer.port
 
     def _h_read_chunk(self, conn: Connection, p: list) -> Any:
         from solray._private.rpc.connection import Raw

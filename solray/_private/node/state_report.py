@@ -75,10 +75,12 @@ async def list_objects(daemon: NodeDaemon, payload: Any = None) -> dict:
     async def ask(conn):
         try:
             return await asyncio.wait_for(conn.request("state_objects"), timeout)
-        except Exception as e:  # a busy or dying process: report it, keep the rest
+        except ConnectionError:
+            return None  # the process exited meanwhile: its objects went with it
+        except Exception as e:  # a stuck process: report it, keep the rest
             return {"error": f"{type(e).__name__}: {e}"}
 
-    replies = await asyncio.gather(*(ask(c) for c in conns))
+    replies = [r for r in await asyncio.gather(*(ask(c) for c in conns)) if r is not None]
     return {
         "node_id": daemon.node_id,
         "processes": [r for r in replies if "error" not in r],

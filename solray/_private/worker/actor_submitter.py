@@ -241,7 +241,11 @@ class ActorTaskSubmitter:
         st.inflight.pop(spec.task_id, None)
         exc = fut.exception() if not fut.cancelled() else ConnectionError("cancelled")
         if exc is None:
-            self.worker.complete_task(spec, fut.result())
+            if spec.cancelled:
+                # Cancelled while running on a sync actor, which finished it regardless.
+                self._fail(spec, exceptions.TaskCancelledError(spec.task_id.hex()))
+            else:
+                self.worker.complete_task(spec, fut.result())
             return
         if isinstance(exc, RpcError):
             self._fail(spec, exceptions.RaySystemError(str(exc), exc.remote_traceback))

@@ -107,7 +107,10 @@ class Executor:
         task = self.async_tasks.get(task_id)
         if task is not None and self.actor_loop is not None:
             self.actor_loop.call_soon_threadsafe(task.cancel)
-        elif self.main_task == task_id:
+        elif self.main_task == task_id and self.actor is None:
+            # A running task is interrupted; a running method of a sync or threaded actor
+            # is not (the actor's state could be left half-changed). As in Ray, it can
+            # poll get_runtime_context().is_canceled(); its caller gets TaskCancelledError.
             os.kill(os.getpid(), signal.SIGINT)
 
     def on_sigint(self, signum, frame) -> None:

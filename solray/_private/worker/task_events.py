@@ -120,6 +120,8 @@ class TaskEventBuffer:
         self._add(spec, FAILED, {"error_type": kind, "error_message": str(error)[:MAX_ERROR_MESSAGE_CHARS]})
 
     def _add(self, spec: Any, state: str, extra: dict | None) -> None:
+        if spec.method == "__ray_terminate__":
+            return  # the runtime's own call that ends an actor (Ray does not list it either)
         self._events.append([spec.task_id, spec.attempt or 0, state, time.time(), extra])
         if not self._armed:
             self._armed = True

@@ -321,6 +321,10 @@ def known_schema(op: LogicalOp):
                 return pa.schema([s.field(c) for c in op.select])
             if op.drop is not None:
                 return pa.schema([f for f in s if f.name not in op.drop])
+            if isinstance(op.rename, list):
+                if len(op.rename) != len(s):
+                    return None
+                return pa.schema([f.with_name(n) for f, n in zip(s, op.rename, strict=True)])
             return pa.schema([f.with_name(op.rename.get(f.name, f.name)) for f in s])
         except KeyError:
             return None

@@ -156,6 +156,8 @@ class InputOp(PhysicalOp):
 class MapOp(PhysicalOp):
     """A fused chain of block transforms run as tasks, in order, with bounded concurrency."""
 
+    fusable = False
+
     def __init__(self, name, input_op, stages, remote_args, *, min_rows_per_bundle=None,
                  concurrency_cap=None, est_read_bytes=None):
         super().__init__(name, [input_op])

@@ -13,7 +13,6 @@ code catch its exceptions and add a note naming the operator, keeping the except
 from __future__ import annotations
 
 import inspect
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -228,7 +227,7 @@ class ProjectStage(Stage):
         self.name = name
         self.select = list(select) if select is not None else None
         self.drop = list(drop) if drop is not None else None
-        self.rename = dict(rename) if rename is not None else None
+        self.rename = (list(rename) if isinstance(rename, list) else dict(rename)) if rename is not None else None
 
     def apply(self, blocks):
         for table in blocks:
@@ -247,7 +246,14 @@ class ProjectStage(Stage):
                         f"{self.name}: column(s) {missing} not found; the dataset has columns {names}"
                     )
                 table = table.drop_columns(self.drop)
-            if self.rename is not None:
+            if isinstance(self.rename, list):
+                if len(self.rename) != table.num_columns:
+                    raise ValueError(
+                        f"{self.name}: got {len(self.rename)} new names for {table.num_columns} columns "
+                        f"{table.column_names}"
+                    )
+                table = table.rename_columns(self.rename)
+            elif self.rename is not None:
                 missing = [c for c in self.rename if c not in table.column_names]
                 if missing:
                     raise ValueError(
@@ -365,11 +371,25 @@ def run_chain(stages: list[Stage], inputs: tuple, target_max_block_size: int | N
     stats = B.ExecStats(
         wall_s=time.perf_counter() - start,
         cpu_s=time.process_time() - cpu_start,
-        node_id=os.environ.get("SOLRAY_NODE_ID"),
+        node_id=_node_id(),
     )
     metas = [B.metadata_for(b, input_files) for b in blocks]
     value: Any = blocks[0] if len(blocks) == 1 else blocks
     return value, TaskResult(metas, stats)
+
+
+_NODE_ID: list = []
+
+
+def _node_id() -> str | None:
+    if not _NODE_ID:
+        try:
+            import solray
+
+            _NODE_ID.append(solray.get_runtime_context().get_node_id())
+        except Exception:
+            _NODE_ID.append(None)
+    return _NODE_ID[0]
 
 
 class TaskResult:

@@ -312,8 +312,12 @@ def apply_query(
     total: int | None = None,
     warnings: list[str] | None = None,
     partial_failure: str = "",
+    available: int | None = None,
 ) -> dict:
-    """Filter, limit and project ``rows``: Ray's ``ListApiResponse`` as a dict."""
+    """Filter, limit and project ``rows``: Ray's ``ListApiResponse`` as a dict.
+
+    ``available``: ``rows`` are the newest of that many (fetched with a limit, unfiltered),
+    so that many rows were available and matched."""
     schema = SCHEMAS[resource]
     filters = validate_filters(resource, filters)
     filtered = [r for r in rows if all(_matches(r.get(k), p, v) for k, p, v in filters)]
@@ -322,8 +326,8 @@ def apply_query(
     result = [{c: r.get(c) for c in columns} for r in filtered[:limit]]
     return {
         "total": len(rows) if total is None else total,
-        "num_after_truncation": len(rows),
-        "num_filtered": len(filtered),
+        "num_after_truncation": len(rows) if available is None else available,
+        "num_filtered": len(filtered) if available is None else available,
         "result": result,
         "partial_failure_warning": partial_failure,
         "warnings": warnings or None,

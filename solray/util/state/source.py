@@ -30,10 +30,15 @@ class StateSource:
         return await self._request(method, payload)
 
     # ------------------------------------------------------------------ raw rows
-    async def rows(self, resource: StateResource, timeout: float | None = None) -> tuple[list[dict], dict]:
-        """All rows of a resource and what the query should know about them:
-        ``{"total": int, "errors": [str], "warnings": [str]}``."""
-        meta: dict = {"total": None, "errors": [], "warnings": []}
+    async def rows(
+        self, resource: StateResource, timeout: float | None = None, limit: int | None = None
+    ) -> tuple[list[dict], dict]:
+        """The rows of a resource and what the query should know about them:
+        ``{"total": int, "available": int, "errors": [str], "warnings": [str]}``.
+
+        ``limit`` (tasks only) fetches just the newest ones; ``available`` then says how
+        many there are in all (what an unfiltered query would have matched)."""
+        meta: dict = {"total": None, "available": None, "errors": [], "warnings": []}
         if resource == StateResource.ACTORS:
             return rows.actor_rows(await self.request("state_actors")), meta
         if resource == StateResource.NODES:
@@ -41,8 +46,10 @@ class StateSource:
         if resource == StateResource.PLACEMENT_GROUPS:
             return rows.placement_group_rows(await self.request("placement_group_table", None)), meta
         if resource == StateResource.TASKS:
-            answer = await self.request("list_tasks")
+            answer = await self.request("list_tasks", {"limit": limit} if limit is not None else None)
             meta["total"] = answer.get("total")
+            if limit is not None:
+                meta["available"] = answer.get("available")
             if answer.get("dropped"):
                 meta["warnings"].append(
                     f"{answer['dropped']} older tasks were dropped from the task table (it keeps the newest "
@@ -92,13 +99,15 @@ class StateSource:
     ) -> dict:
         resource = resource_of(resource)
         rows.validate_filters(resource, filters)  # bad filters fail before any work
-        data, meta = await self.rows(resource, timeout)
+        # Unfiltered task listings only need the newest ``limit`` tasks from the head.
+        hint = limit if resource == StateResource.TASKS and not filters and limit is not None else None
+        data, meta = await self.rows(resource, timeout, limit=hint)
         partial = ""
         if meta["errors"]:
             partial = f"Some of the cluster's nodes did not answer ({len(meta['errors'])}): " + "; ".join(meta["errors"])
         return rows.apply_query(
             resource, data, filters=filters, limit=limit, detail=detail,
-            total=meta["total"], warnings=meta["warnings"], partial_failure=partial,
+            total=meta["total"], warnings=meta["warnings"], partial_failure=partial, available=meta["available"],
         )
 
     async def summary(self, resource: SummaryResource | str, timeout: float | None = None) -> dict:

@@ -1,0 +1,146 @@
+"""``DataIterator``: batches and rows out of a dataset or a streaming split.
+
+Iteration pulls output bundles from the executor as the consumer asks for them, fetches their
+blocks (zero-copy from shared memory on the same node), and re-cuts them into batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from solray.data._internal import block as B
+from solray.data._internal.batcher import batch_tables
+from solray.data._internal.ref_bundle import RefBundle
+
+
+def _fetch(bundle: RefBundle):
+    import solray
+
+    return B.as_blocks(solray.get(bundle.ref))
+
+
+class DataIterator:
+    """Iterate over a dataset's batches or rows (Ray's ``ray.data.DataIterator``)."""
+
+    def _iter_bundles(self) -> Iterator[RefBundle]:
+        raise NotImplementedError
+
+    def _iter_tables(self) -> Iterator:
+        for bundle in self._iter_bundles():
+            yield from _fetch(bundle)
+
+    def iter_batches(
+        self,
+        *,
+        prefetch_batches: int = 1,
+        batch_size: int | None = 256,
+        batch_format: str | None = "default",
+        drop_last: bool = False,
+        local_shuffle_buffer_size: int | None = None,
+        local_shuffle_seed: int | None = None,
+        _collate_fn: Callable | None = None,
+    ) -> Iterator[Any]:
+        B.validate_batch_format(batch_format)
+        if prefetch_batches is not None and prefetch_batches < 0:
+            raise ValueError("prefetch_batches must be non-negative")
+        batches = batch_tables(self._iter_tables(), batch_size, drop_last, local_shuffle_buffer_size,
+                               local_shuffle_seed)
+        return self._format(batches, batch_format, _collate_fn)
+
+    @staticmethod
+    def _format(batches, batch_format, collate_fn):
+        for table in batches:
+            batch = B.block_to_batch(table, batch_format)
+            yield collate_fn(batch) if collate_fn is not None else batch
+
+    def iter_rows(self) -> Iterator[dict]:
+        for table in self._iter_tables():
+            yield from B.iter_rows(table)
+
+    def __iter__(self):
+        return self.iter_rows()
+
+    def iter_torch_batches(
+        self,
+        *,
+        prefetch_batches: int = 1,
+        batch_size: int | None = 256,
+        dtypes=None,
+        device: Any = "auto",
+        collate_fn: Callable | None = None,
+        drop_last: bool = False,
+        local_shuffle_buffer_size: int | None = None,
+        local_shuffle_seed: int | None = None,
+        pin_memory: bool = False,
+    ) -> Iterator[Any]:
+        try:
+            import torch
+        except ImportError:
+            raise ImportError("iter_torch_batches needs PyTorch: pip install torch") from None
+        if device == "auto":
+            device = None
+        for batch in self.iter_batches(prefetch_batches=prefetch_batches, batch_size=batch_size,
+                                       batch_format="numpy", drop_last=drop_last,
+                                       local_shuffle_buffer_size=local_shuffle_buffer_size,
+                                       local_shuffle_seed=local_shuffle_seed):
+            if collate_fn is not None:
+                yield collate_fn(batch)
+                continue
+            out = {}
+            for name, arr in batch.items():
+                dtype = dtypes.get(name) if isinstance(dtypes, dict) else dtypes
+                if arr.dtype == object:
+                    try:
+                        import numpy as np
+
+                        arr = np.stack(list(arr))
+                    except Exception:
+                        out[name] = arr
+                        continue
+                if not arr.flags.writeable:
+                    arr = arr.copy()
+                t = torch.as_tensor(arr, dtype=dtype)
+                if device is not None:
+                    t = t.to(device)
+                if pin_memory and t.device.type == "cpu":
+                    t = t.pin_memory()
+                out[name] = t
+            yield out
+
+    def materialize(self):
+        from solray.data._internal.logical import InputData
+        from solray.data.dataset import MaterializedDataset
+
+        bundles = [RefBundle(b.ref, b.metas, owns_blocks=False) for b in self._iter_bundles()]
+        return MaterializedDataset(InputData(bundles))
+
+    def schema(self):
+        return None
+
+    def stats(self) -> str:
+        return ""
+
+    def get_context(self):
+        from solray.data.context import DataContext
+
+        return DataContext.get_current()
+
+
+class DatasetIterator(DataIterator):
+    """Iterator over one dataset (``Dataset.iterator()``); each iteration re-executes it."""
+
+    def __init__(self, dataset):
+        self._dataset = dataset
+
+    def _iter_bundles(self):
+        return self._dataset._iter_bundles()
+
+    def schema(self):
+        return self._dataset.schema()
+
+    def stats(self) -> str:
+        return self._dataset.stats()
+
+    def __repr__(self) -> str:
+        return f"DataIterator({self._dataset!r})"
