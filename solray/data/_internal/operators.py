@@ -249,14 +249,23 @@ class MapOp(PhysicalOp):
         avg = self.stats.avg_output_bytes_per_task()
         if avg is not None:
             return avg
+        # Before the first task finishes, guess from the input; a user function may grow
+        # its input arbitrarily, so assume at least a quarter of the budget until measured.
+        guess = 0.0
         if self._queue:
             item = self._queue[0]
             if isinstance(item, RefBundle):
-                return float(item.size_bytes)
-            size = getattr(getattr(item, "metadata", None), "size_bytes", None)
-            if size:
-                return float(size)
-        return float(min(ex.ctx.target_max_block_size or 2**27, ex.budget_bytes / 8))
+                guess = float(item.size_bytes)
+            else:
+                guess = float(getattr(getattr(item, "metadata", None), "size_bytes", None) or 0)
+        if guess == 0.0 or self._has_udf():
+            guess = max(guess, ex.budget_bytes / 4)
+        return guess
+
+    def _has_udf(self) -> bool:
+        from solray.data._internal.transforms import _UDFStage
+
+        return any(isinstance(s, _UDFStage) for s in self.stages)
 
     def _inputs_for(self, group: list) -> list:
         return [item.ref if isinstance(item, RefBundle) else item for item in group]
