@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(PY) examples/core_demo.py
 
 test: $(TEST_STAMP) browser
-	$(PY) -m pytest -q -x --durations=15 tests
+	$(PY) -m pytest -q --durations=25 tests
 
 # The dashboard's UI tests drive Debian's chromium. Install it when it is missing and we can
 # (root with apt, as in CI); otherwise carry on: those tests skip and say why.
