@@ -26,3 +26,13 @@ __all__ = [
     "remove_placement_group",
     "scheduling_strategies",
 ]
+
+
+def __getattr__(name: str):
+    # ``solray.util.state`` and ``solray.util.metrics`` load on first use: most programs
+    # never need them, and ``import solray`` stays fast.
+    if name in ("state", "metrics"):
+        import importlib
+
+        return importlib.import_module(f"solray.util.{name}")
+    raise AttributeError(f"module 'solray.util' has no attribute {name!r}")

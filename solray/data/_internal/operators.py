@@ -123,7 +123,8 @@ class PhysicalOp:
         except Exception as e:
             ex.annotate_error(e, self)
             raise
-        self.stats.add_task(result.stats, time.perf_counter() - task.submitted)
+        self.stats.add_task(result.stats, time.perf_counter() - task.submitted,
+                            sum(m.size_bytes or 0 for m in result.metas))
         return task, RefBundle(task.block_ref, result.metas)
 
 
@@ -261,6 +262,11 @@ class MapOp(PhysicalOp):
         if guess == 0.0 or self._has_udf():
             guess = max(guess, ex.budget_bytes / 4)
         return guess
+
+    def inflight_bytes(self) -> float:
+        # Finished tasks whose output waits for an earlier task (outputs leave in order).
+        held = sum(b.size_bytes for b in self._results.values() if b is not None)
+        return super().inflight_bytes() + held
 
     def _has_udf(self) -> bool:
         from solray.data._internal.transforms import _UDFStage

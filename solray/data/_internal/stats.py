@@ -52,8 +52,9 @@ class OpStats:
         if self.end_time is None:
             self.end_time = time.perf_counter()
 
-    def add_task(self, stats, latency: float) -> None:
+    def add_task(self, stats, latency: float, output_bytes: int = 0) -> None:
         self.task_latency.append(latency)
+        self.task_output_bytes.append(output_bytes)
         if stats is not None:
             self.task_wall.append(stats.wall_s)
             self.task_cpu.append(stats.cpu_s)
@@ -66,16 +67,15 @@ class OpStats:
             self.block_bytes.append(m.size_bytes or 0)
         self.output_rows += bundle.num_rows
         self.output_bytes += bundle.size_bytes
-        self.task_output_bytes.append(bundle.size_bytes)
 
     @property
     def num_tasks(self) -> int:
         return len(self.task_latency)
 
     def avg_output_bytes_per_task(self) -> float | None:
-        if not self.task_latency:
+        if not self.task_output_bytes:
             return None
-        return self.output_bytes / max(1, len(self.task_latency))
+        return sum(self.task_output_bytes) / len(self.task_output_bytes)
 
     def wall_time(self) -> float:
         if self.start_time is None:
