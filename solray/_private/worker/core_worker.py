@@ -234,6 +234,13 @@ class CoreWorker:
                 self.daemon.close()
             if self._server is not None:
                 self._server.close()
+            # Background work (frees, reconnects) ends here, not as "Task was destroyed
+            # but it is pending!" noise when the loop is collected.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            if others:
+                await asyncio.wait(others, timeout=1)
 
         try:
             self.run_sync(close(), timeout=5)

@@ -136,7 +136,11 @@ class Planner:
         stage = op.stage()
         is_actor = isinstance(compute, ActorPoolStrategy)
         cap = compute.size if isinstance(compute, TaskPoolStrategy) else None
-        if isinstance(child, MapOp) and getattr(child, "fusable", False) and op.ray_remote_args_fn is None:
+        # A write that must gather rows across blocks runs as its own operator so it can bundle
+        # its inputs (a fused read task only sees its own blocks).
+        gathers = isinstance(op, L.Write) and op.min_rows_per_bundle
+        if isinstance(child, MapOp) and getattr(child, "fusable", False) and op.ray_remote_args_fn is None \
+                and not gathers:
             child_actor = isinstance(child, ActorPoolMapOp)
             if not child_actor and not is_actor and _resources(child.remote_args) == _resources(op.ray_remote_args) \
                     and (cap is None or child.concurrency_cap in (None, cap)):
