@@ -129,7 +129,8 @@ class ActorClass:
             "strategy": strategy,
             "placement": placement,
             "env_vars": env_vars,
-            "env_key": repr(sorted(env_vars.items())) if env_vars else "",
+            "env_key": opts.env_key(env_vars, opts.pip_of(options)),
+            "pip": opts.pip_of(options),
             "opts": {
                 "max_concurrency": options.get("max_concurrency"),
                 "concurrency_groups": groups,

@@ -320,6 +320,18 @@ class RuntimeEnvSetupError(RayError):
     def __reduce__(self):
         return (type(self), (self.error_message,))
 
+    def __str__(self) -> str:
+        return "\n".join(["Failed to set up runtime environment."] + ([self.error_message] if self.error_message else []))
+
+
+class ActorRuntimeEnvSetupError(ActorDiedError, RuntimeEnvSetupError):
+    """An actor that never started because its runtime environment could not be set up:
+    both an ``ActorDiedError`` (as Ray's calls to it raise) and a ``RuntimeEnvSetupError``."""
+
+    def __init__(self, cause: Any = None, error_msg: str | None = None, actor_id: str | None = None):
+        super().__init__(cause, error_msg, actor_id)
+        self.error_message = getattr(cause, "error_message", None) or error_msg
+
 
 class PendingCallsLimitExceeded(RayError):
     """Too many calls are queued on an actor (``max_pending_calls``)."""

@@ -63,7 +63,8 @@ class RemoteFunction:
         resources = opts.task_resources(options, 1.0)
         env_vars = opts.env_vars_of(options)
         strategy, resources, placement = submission.resolve(worker, options, resources, f"task {name}")
-        env_key = repr(sorted(env_vars.items())) if env_vars else ""
+        pip = opts.pip_of(options)
+        env_key = opts.env_key(env_vars, pip)
         sched_key = (tuple(sorted(resources.items())), env_key, repr(strategy))
         max_retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
         retry_exc = options.get("retry_exceptions", False)
@@ -93,6 +94,8 @@ class RemoteFunction:
             "env_key": env_key,
             "strategy": strategy,
         }
+        if pip:
+            request["pip"] = pip
         if options.get("max_calls"):
             spec.options = dict(options)
         stream = worker.create_stream(task_id) if num_returns == "streaming" else None

@@ -94,7 +94,7 @@ def in_cluster_env(cli_cluster, monkeypatch):
 
 @ray.remote
 def where():
-    return ray.util.get_node_ip_address() if hasattr(ray.util, "get_node_ip_address") else node_id_here()
+    return node_id_here()
 
 
 @ray.remote(resources={"w": 1})

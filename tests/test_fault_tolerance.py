@@ -362,30 +362,32 @@ def hold(gate):
 
 
 def test_memory_monitor_kills_tasks_not_the_node():
-    with start_cluster(nodes=({"num_cpus": 2, "resources": {"m": 2}},)) as c:
-        (m,) = c.worker_nodes
-        # This node thinks it is always out of memory.
+    with start_cluster(nodes=({"num_cpus": 2, "resources": {"calm": 2}},)) as c:
+        (calm,) = c.worker_nodes
+        # This node believes it is always out of memory (threshold 1%).
         os.environ["SOLRAY_MEMORY_USAGE_THRESHOLD"] = "0.01"
-        low = c.add_node(num_cpus=2, resources={"low": 2})
+        tight = c.add_node(num_cpus=2, resources={"tight": 2})
         del os.environ["SOLRAY_MEMORY_USAGE_THRESHOLD"]
 
-        @ray.remote(resources={"low": 1})
+        @ray.remote(resources={"tight": 1})
         class Survivor:
             def ping(self):
                 return node_id_here()
 
         survivor = Survivor.remote()
-        assert ray.get(survivor.ping.remote()) == low.node_id
+        assert ray.get(survivor.ping.remote()) == tight.node_id
         with Gate() as gate:
-            once = hold.options(resources={"low": 1}, max_retries=0).remote(gate.address)
+            once = hold.options(resources={"tight": 1}, max_retries=0).remote(gate.address)
             with pytest.raises(OutOfMemoryError) as info:
                 ray.get(once, timeout=30)
             message = str(info.value)
             assert "hold" in message and "GiB" in message and "SOLRAY_MEMORY_USAGE_THRESHOLD" in message
-            retried = hold.options(resources={"low": 1}, max_retries=2).remote(gate.address)
-            with pytest.raises(OutOfMemoryError):
+            before = state.get_core_worker().task_retries
+            retried = hold.options(resources={"tight": 1}, max_retries=2).remote(gate.address)
+            with pytest.raises(OutOfMemoryError):  # killed on every attempt
                 ray.get(retried, timeout=30)
+            assert state.get_core_worker().task_retries - before == 2
         # The node itself lives on, and so do its actors; the other node was never touched.
-        assert node_alive(c, low)
-        assert ray.get(survivor.ping.remote()) == low.node_id
-        assert ray.get(where.options(resources={"m": 1}).remote()) == m.node_id
+        assert node_alive(c, tight)
+        assert ray.get(survivor.ping.remote()) == tight.node_id
+        assert ray.get(where.options(resources={"calm": 1}).remote()) == calm.node_id

@@ -203,6 +203,39 @@ def test_bad_runtime_env_package_fails_setup(client):
     assert "never uploaded" in info.message
 
 
+def test_job_with_pip_runtime_env(client, tmp_path):
+    """The entrypoint and the job's tasks run in the pip environment; a bad spec fails the
+    job at setup with pip's output in its message."""
+    from wheel_helpers import build_wheel, pip_spec
+
+    wheels = str(tmp_path / "wheels")
+    build_wheel(wheels, "solray_jobpkg", "1.0", "VALUE = 'from-the-wheel'\n")
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "wd" / "main.py").write_text(
+        "import solray as ray, solray_jobpkg\n"
+        "@ray.remote\n"
+        "def f():\n"
+        "    import solray_jobpkg\n"
+        "    return solray_jobpkg.VALUE\n"
+        "ray.init()\n"
+        "print('driver', solray_jobpkg.VALUE, 'task', ray.get(f.remote()))\n"
+    )
+    sid = client.submit_job(
+        entrypoint="python main.py",
+        runtime_env={"working_dir": str(tmp_path / "wd"), "pip": pip_spec(wheels, "solray_jobpkg")},
+    )
+    out = _follow(client, sid)
+    assert client.get_job_status(sid) == JobStatus.SUCCEEDED, out
+    assert "driver from-the-wheel task from-the-wheel" in out
+    assert client.get_job_info(sid).runtime_env["pip"]["packages"] == ["solray_jobpkg"]
+
+    sid = client.submit_job(entrypoint="echo never", runtime_env={"pip": pip_spec(wheels, "no_such_package_xyz")})
+    _follow(client, sid)
+    info = client.get_job_info(sid)
+    assert info.status == JobStatus.FAILED and info.error_type == "RUNTIME_ENV_SETUP_FAILURE"
+    assert "no_such_package_xyz" in info.message and "No matching distribution" in info.message
+
+
 def test_stop_escalates_to_sigkill_then_delete(client, tmp_path):
     # The entrypoint ignores SIGTERM: the stop escalates to SIGKILL after the grace period.
     pid_file = tmp_path / "pid"

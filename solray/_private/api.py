@@ -100,6 +100,10 @@ def init(
                 raise ValueError(f"{name} must be a non-negative number, got {v!r}")
         address = address or os.environ.get("SOLRAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
         runtime_env = _with_job_runtime_env(runtime_env)
+        if runtime_env and "pip" in runtime_env:
+            from solray._private.runtime_env import pip
+
+            runtime_env = pip.normalize_runtime_env(runtime_env)  # reads a requirements file here
         if address and address not in ("local",):
             return _connect_existing(
                 address, namespace, runtime_env, log_to_driver, kwargs.get("_node_ip_address")

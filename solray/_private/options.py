@@ -91,6 +91,10 @@ def validate(options: dict, kind: str) -> dict:
     env = options.get("runtime_env")
     if env is not None and not isinstance(env, dict):
         raise TypeError(f"The option 'runtime_env' must be a dict, got {type(env).__name__}.")
+    if env and "pip" in env:  # canonical form (a requirements file is read here, once)
+        from solray._private.runtime_env import pip
+
+        options["runtime_env"] = pip.normalize_runtime_env(env)
     strategy = options.get("scheduling_strategy")
     if strategy is not None and not isinstance(strategy, str) and not hasattr(strategy, "_solray_strategy"):
         raise TypeError(f"Invalid scheduling_strategy {strategy!r}.")
@@ -124,3 +128,25 @@ def env_vars_of(options: dict) -> dict:
     inherited = getattr(worker, "inherited_env_vars", None) or {}
     env = options.get("runtime_env") or {}
     return {**inherited, **{str(k): str(v) for k, v in (env.get("env_vars") or {}).items()}}
+
+
+def pip_of(options: dict) -> dict | None:
+    """The pip environment a task or actor runs in: its own, else that of the submitting
+    task (None: the job's, which the node daemon applies)."""
+    env = options.get("runtime_env") or {}
+    if "pip" in env:
+        return env["pip"]
+    from solray._private.worker import state
+
+    worker = state.get_core_worker(required=False)
+    return getattr(worker, "inherited_pip", None)
+
+
+def env_key(env_vars: dict, pip: dict | None) -> str:
+    """Workers are reused only for tasks of the same environment: this names it."""
+    key = repr(sorted(env_vars.items())) if env_vars else ""
+    if pip:
+        from solray._private.runtime_env import pip as pip_env
+
+        key += "|pip:" + pip_env.env_hash(pip)
+    return key

@@ -211,6 +211,9 @@ def _add_job_commands() -> None:
     cli.add_command(job)
     for command in COMMANDS:  # list, get, summary, timeline (the state API)
         cli.add_command(command)
+    from solray.cli.logs import logs_cmd
+
+    cli.add_command(logs_cmd)
 
 
 _add_job_commands()

@@ -43,12 +43,14 @@ def build_app(manager, session_name: str, token: str):
     from solray.dashboard.auth import TokenAuthMiddleware
     from solray.dashboard.modules.job.routes import JobRoutes
     from solray.dashboard.modules.metrics.routes import MetricsRoutes
+    from solray.dashboard.modules.state.log_routes import LogRoutes
     from solray.dashboard.modules.state.routes import StateRoutes
     from solray.dashboard.modules.ui.routes import OPEN_PATHS, UiRoutes
 
     routes = (
         JobRoutes(manager, session_name).routes()
         + StateRoutes(manager.control).routes()
+        + LogRoutes(manager.control, token).routes()
         + MetricsRoutes(manager.control).routes()
         + UiRoutes(manager.control, session_name).routes()
     )

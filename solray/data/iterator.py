@@ -6,6 +6,8 @@ blocks (zero-copy from shared memory on the same node), and re-cuts them into ba
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +20,69 @@ def _fetch(bundle: RefBundle):
     import solray
 
     return B.as_blocks(solray.get(bundle.ref))
+
+
+_END = object()
+
+
+class _Raised:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def prefetched(make: Callable[[], Iterator[Any]], depth: int) -> Iterator[Any]:
+    """Run the generator ``make()`` in a background thread, ``depth`` items ahead of the consumer.
+
+    The thread drives the executor (scheduling, fetching, batching, formatting) while the
+    consumer works on the current batch. Stopping early (``break``) stops the thread and
+    closes the generator there, which shuts the execution down.
+    """
+    if depth <= 0:
+        yield from make()
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        gen = make()
+        try:
+            for item in gen:
+                if not put(item):
+                    break
+            else:
+                put(_END)
+        except BaseException as e:  # handed to the consumer
+            put(_Raised(e))
+        finally:
+            gen.close()
+
+    thread = threading.Thread(target=work, name="solray-data-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        while True:
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                break
+        thread.join(timeout=30)
 
 
 class DataIterator:
@@ -44,9 +109,13 @@ class DataIterator:
         B.validate_batch_format(batch_format)
         if prefetch_batches is not None and prefetch_batches < 0:
             raise ValueError("prefetch_batches must be non-negative")
-        batches = batch_tables(self._iter_tables(), batch_size, drop_last, local_shuffle_buffer_size,
-                               local_shuffle_seed)
-        return self._format(batches, batch_format, _collate_fn)
+
+        def produce():
+            batches = batch_tables(self._iter_tables(), batch_size, drop_last, local_shuffle_buffer_size,
+                                   local_shuffle_seed)
+            return self._format(batches, batch_format, _collate_fn)
+
+        return prefetched(produce, prefetch_batches or 0)
 
     @staticmethod
     def _format(batches, batch_format, collate_fn):

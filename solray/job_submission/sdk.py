@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from solray._private.runtime_env import packaging
+from solray._private.runtime_env import pip as pip_env
 from solray.exceptions import AuthenticationError
 from solray.job_submission.models import JobDetails, JobStatus
 
@@ -193,6 +194,8 @@ class JobSubmissionClient:
         return uri
 
     def _upload_runtime_env(self, runtime_env: dict) -> dict:
+        # A pip requirements file is read here, where it is (as Ray's client does).
+        runtime_env = pip_env.normalize_runtime_env(runtime_env) or {}
         excludes = runtime_env.get("excludes")
         wd = runtime_env.get("working_dir")
         if wd is not None:

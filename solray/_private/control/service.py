@@ -488,6 +488,7 @@ class ControlService:
                     "job_id": rec.job_id,
                     "env_vars": spec.get("env_vars") or {},
                     "env_key": spec.get("env_key") or "",
+                    "pip": spec.get("pip"),
                     "for_actor": True,
                     "strategy": spec.get("strategy"),
                     "spilled": True,
@@ -502,7 +503,7 @@ class ControlService:
             return
         if "error" in grant:
             rec.no_restart = True
-            self._set_dead(rec, {"message": grant["error"]})
+            self._set_dead(rec, {"message": grant["error"], "runtime_env_setup_failed": bool(grant.get("runtime_env_setup_failed"))})
             return
         if "spillback" in grant:
             return  # the node filled up meanwhile; heartbeats retry the placement

@@ -24,7 +24,8 @@ from typing import Any
 import msgpack
 
 from solray._private import config, ids
-from solray._private.node import state_report
+from solray._private.node import log_files, state_report
+from solray._private.node.env_workers import EnvWorkerSpawner
 from solray._private.node.transfer import TransferServer
 from solray._private.node.transfer import fetch as transfer_fetch
 from solray._private.rpc.connection import Connection, RpcError, connect, serve
@@ -40,7 +41,7 @@ STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
 
 
 class WorkerRecord:
-    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor", "env_vars")
+    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor", "env_vars", "pip")
 
     def __init__(self, worker_id: str, job_id: int, env_key: str):
         self.worker_id = worker_id
@@ -56,6 +57,7 @@ class WorkerRecord:
         self.waiting: Lease | None = None  # lease granted to this worker before it registered
         self.is_actor = False
         self.env_vars: dict = {}
+        self.pip: dict | None = None  # the pip runtime_env it was started for (its own, not the job's)
 
 
 class Lease:
@@ -72,7 +74,7 @@ class Lease:
 
 
 class LeaseRequest:
-    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape", "strategy", "spilled", "preferred")
+    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape", "strategy", "spilled", "preferred", "pip")
 
     def __init__(self, payload: dict, owner: Connection, future: asyncio.Future):
         self.demand = normalize(payload.get("resources"))
@@ -86,6 +88,7 @@ class LeaseRequest:
         self.strategy = payload.get("strategy")
         self.spilled = bool(payload.get("spilled"))
         self.preferred = payload.get("preferred_node")
+        self.pip = payload.get("pip")
 
 
 class NodeDaemon:
@@ -128,6 +131,8 @@ class NodeDaemon:
         self.control: Connection | None = None
         self._zygote: subprocess.Popen | None = None
         self._zygote_replies: asyncio.Queue | None = None
+        self._worker_base: dict = {}  # what every worker's configuration starts with
+        self.env_workers = EnvWorkerSpawner(self)  # workers of pip runtime environments
         self._warned_infeasible: set[str] = set()
         self.cluster_view: dict[str, dict] = {}  # node_id -> {address, total, available, alive}
         self._spread_next = 0
@@ -177,6 +182,8 @@ class NodeDaemon:
             "pg_removed": self._h_pg_removed,
             "list_workers": lambda conn, p: state_report.list_workers(self),
             "list_objects": lambda conn, p: state_report.list_objects(self, p),
+            "list_logs": lambda conn, p: log_files.list_logs(os.path.join(self.session_dir, "logs"), p),
+            "read_log": lambda conn, p: log_files.read_log(os.path.join(self.session_dir, "logs"), p),
             "ping": lambda conn, p: "pong",
         }
 
@@ -329,6 +336,7 @@ class NodeDaemon:
             "shm_dir": self.shm_dir,
             "session_dir": self.session_dir,
         }
+        self._worker_base = base
         self._zygote_send({"base": base})
         loop = asyncio.get_running_loop()
         self._zygote_replies = asyncio.Queue()
@@ -415,6 +423,8 @@ class NodeDaemon:
             }
             # Warm the pool so the first tasks do not wait for forks.
             n = int(self.resources.total.get("CPU", 0))
+            if (p.get("runtime_env") or {}).get("pip"):
+                n = 0  # its workers start as interpreters of its virtualenv: on demand
             for _ in range(min(n, 4)):
                 self._start_worker(p["job_id"], "", {})
         elif p["kind"] == "worker":
@@ -434,26 +444,42 @@ class NodeDaemon:
                 self._schedule()
         return {"node_id": self.node_id}
 
-    def _start_worker(self, job_id: int, env_key: str, env_vars: dict) -> WorkerRecord:
+    def _start_worker(self, job_id: int, env_key: str, env_vars: dict, pip: dict | None = None) -> WorkerRecord:
         w = WorkerRecord(ids.new_id().hex(), job_id, env_key)
         w.env_vars = dict(env_vars)
+        w.pip = pip
         self.workers[w.worker_id] = w
         job = self.jobs.get(job_id, {})
         job_env = dict((job.get("runtime_env") or {}).get("env_vars") or {})
         job_env.update(env_vars)
-        self._zygote_send(
-            {
-                "worker_id": w.worker_id,
-                "job_id": job_id,
-                "driver_address": job.get("driver_address"),
-                "namespace": job.get("namespace"),  # get_actor() in tasks looks here by default
-                "env_vars": job_env,
-                "task_env_vars": dict(env_vars),  # what its tasks' children inherit
-                "runtime_env": job.get("runtime_env") or {},
-                "sys_path": job.get("sys_path") or [],
-            }
-        )
+        cfg = {
+            "worker_id": w.worker_id,
+            "job_id": job_id,
+            "driver_address": job.get("driver_address"),
+            "namespace": job.get("namespace"),  # get_actor() in tasks looks here by default
+            "env_vars": job_env,
+            "task_env_vars": dict(env_vars),  # what its tasks' children inherit
+            "runtime_env": job.get("runtime_env") or {},
+            "sys_path": job.get("sys_path") or [],
+            "task_pip": pip,  # what its tasks' children inherit
+        }
+        env_pip = pip or (job.get("runtime_env") or {}).get("pip")
+        if env_pip:
+            self.env_workers.start(w, {**self._worker_base, **cfg}, env_pip)
+        else:
+            self._zygote_send(cfg)
         return w
+
+    def env_setup_failed(self, w: WorkerRecord, message: str) -> None:
+        """The pip environment of a starting worker could not be built: fail its lease."""
+        lease, w.waiting = w.waiting, None
+        w.state = DEAD
+        self.workers.pop(w.worker_id, None)
+        if lease is not None:
+            self._release_lease(lease)
+            if not lease.future.done():
+                lease.future.set_result({"error": message, "runtime_env_setup_failed": True})
+        self._schedule()
 
     # ------------------------------------------------------------------ leases
     def _h_request_lease(self, conn: Connection, p: dict) -> asyncio.Future:
@@ -513,7 +539,7 @@ class NodeDaemon:
             if w is not None:
                 self._grant(lease, w)
             else:
-                w = self._start_worker(req.job_id, req.env_key, req.env_vars)
+                w = self._start_worker(req.job_id, req.env_key, req.env_vars, req.pip)
                 w.state = LEASED
                 w.waiting = lease
                 lease.worker = w
@@ -795,7 +821,7 @@ class NodeDaemon:
                     self._release_lease(lease)
                     continue
                 logger.warning("worker %s (pid %s) died while starting; starting another", w.worker_id[:12], w.pid)
-                nw = self._start_worker(w.job_id, w.env_key, w.env_vars)
+                nw = self._start_worker(w.job_id, w.env_key, w.env_vars, w.pip)
                 nw.state = LEASED
                 nw.waiting = lease
                 lease.worker = nw

@@ -322,4 +322,6 @@ def death_error(actor_id: bytes, death: dict) -> exceptions.RayError:
         text += f"\n{cause}"
     if death.get("unschedulable"):
         return exceptions.ActorUnschedulableError(text)
+    if death.get("runtime_env_setup_failed"):
+        return exceptions.ActorRuntimeEnvSetupError(cause=exceptions.RuntimeEnvSetupError(msg), error_msg=text, actor_id=actor_id.hex())
     return exceptions.ActorDiedError(cause=cause, error_msg=text, actor_id=actor_id.hex())

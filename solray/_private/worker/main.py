@@ -18,7 +18,11 @@ def worker_main(cfg: dict) -> None:
     os.environ.update(cfg.get("env_vars") or {})
     # The driver's import path first, so modules next to the driver's script resolve.
     missing = [p for p in cfg.get("sys_path") or () if p not in sys.path]
-    sys.path[:0] = missing
+    # ...except its site folders: in a worker of a pip runtime_env they come after the
+    # virtualenv's own (its packages win over the base versions).
+    site_dirs = [p for p in missing if os.path.basename(p) in ("site-packages", "dist-packages")]
+    sys.path[:0] = [p for p in missing if p not in site_dirs]
+    sys.path += site_dirs
     # runtime_env working_dir (a folder on this node, as the job manager unpacked it):
     # tasks run in it and import from it, as Ray's do.
     working_dir = (cfg.get("runtime_env") or {}).get("working_dir")
@@ -50,6 +54,7 @@ def worker_main(cfg: dict) -> None:
         logs.set_sender(lambda _=None: worker.schedule(lambda: _send_logs(worker)))
     state.set_core_worker(worker)
     worker.inherited_env_vars = dict(cfg.get("task_env_vars") or {})
+    worker.inherited_pip = cfg.get("task_pip")
     worker.executor = Executor(worker)
     signal.signal(signal.SIGINT, worker.executor.on_sigint)
     worker.on_daemon_lost = lambda: os._exit(1)

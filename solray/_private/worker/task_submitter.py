@@ -188,6 +188,8 @@ class NormalTaskSubmitter:
         ks.pending_requests -= 1
         if exc is None and "error" in fut.result():
             kind = exceptions.TaskPlacementGroupRemoved if fut.result().get("pg_removed") else exceptions.TaskUnschedulableError
+            if fut.result().get("runtime_env_setup_failed"):
+                kind = exceptions.RuntimeEnvSetupError
             err = kind(fut.result()["error"])
             while ks.queue:
                 self._finish_failed(ks.queue.popleft(), err)

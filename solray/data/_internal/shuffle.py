@@ -204,6 +204,8 @@ def _partition_ids(table: pa.Table, key: str, boundaries: list, descending: bool
         return np.zeros(len(col), dtype=np.int64)
     n = len(boundaries) + 1
     nulls = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_null(col.type):
+        return np.full(len(col), 0 if descending else n - 1, dtype=np.int64)
     filled = col.fill_null(pa.scalar(boundaries[0], type=col.type)) if col.null_count else col
     values = filled.to_numpy(zero_copy_only=False)
     bounds = pa.array(boundaries, type=col.type).to_numpy(zero_copy_only=False)

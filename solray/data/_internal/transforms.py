@@ -383,9 +383,11 @@ _NODE_ID: list = []
 
 def _node_id() -> str | None:
     if not _NODE_ID:
-        try:
-            import solray
+        import solray
 
+        if not solray.is_initialized():  # running in-process (tests): don't start a cluster
+            return None
+        try:
             _NODE_ID.append(solray.get_runtime_context().get_node_id())
         except Exception:
             _NODE_ID.append(None)

@@ -42,6 +42,7 @@ from solray.util.state.common import (
     TaskState,
     WorkerState,
 )
+from solray.util.state.log_api import get_log, list_logs
 
 __all__ = [
     "ActorState",
@@ -57,6 +58,7 @@ __all__ = [
     "WorkerState",
     "get_actor",
     "get_job",
+    "get_log",
     "get_node",
     "get_objects",
     "get_placement_group",
@@ -64,6 +66,7 @@ __all__ = [
     "get_worker",
     "list_actors",
     "list_jobs",
+    "list_logs",
     "list_nodes",
     "list_objects",
     "list_placement_groups",

@@ -31,6 +31,7 @@ import psutil
 
 from solray._private.control.client import ControlClient
 from solray._private.runtime_env import packaging
+from solray._private.runtime_env import pip as pip_env
 from solray.job_submission.models import JobErrorType, JobInfo, JobStatus, JobSubmitRequest
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ STOP_GRACE_S = float(os.environ.get("SOLRAY_JOB_STOP_WAIT_TIME_S", os.environ.ge
 # The tail of the log that a FAILED job's message quotes.
 FAILED_LOG_TAIL_CHARS = 20_000
 TAIL_POLL_S = 0.1
-SUPPORTED_RUNTIME_ENV_FIELDS = frozenset({"working_dir", "py_modules", "env_vars", "excludes", "config"})
+SUPPORTED_RUNTIME_ENV_FIELDS = frozenset({"working_dir", "py_modules", "env_vars", "excludes", "config", "pip"})
 
 
 class JobError(Exception):
@@ -162,6 +163,7 @@ class JobManager:
         sid = req.submission_id or req.job_id or _new_submission_id()
         runtime_env = dict(req.runtime_env or {})
         _validate_runtime_env(runtime_env)
+        runtime_env = pip_env.normalize_runtime_env(runtime_env)  # a requirements file: on the head
         info = JobInfo(
             status=JobStatus.PENDING,
             entrypoint=req.entrypoint,
@@ -310,9 +312,19 @@ class JobManager:
         paths = ([cwd] if cwd else []) + py_modules
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        env["SOLRAY_JOB_RUNTIME_ENV"] = json.dumps(driver_env)
-        # `python` in an entrypoint is the interpreter this cluster runs on.
+        # `python` in an entrypoint is the interpreter this cluster runs on, or that of the
+        # job's pip environment (built here first; its tasks' workers use it too).
         env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH")) if p)
+        if runtime_env.get("pip"):
+            spec = runtime_env["pip"]
+            log = os.path.join(self.log_dir, f"runtime_env_setup-{pip_env.env_hash(spec)}.log")
+            try:
+                env_dir = await asyncio.to_thread(pip_env.ensure, spec, pip_env.cache_root(self.session_dir), log)
+            except pip_env.PipEnvError as e:
+                raise RuntimeError(f"pip {spec['packages']}: {e}") from None
+            env = pip_env.activate(env, env_dir)
+            driver_env["pip"] = spec
+        env["SOLRAY_JOB_RUNTIME_ENV"] = json.dumps(driver_env)
         return env, cwd
 
     async def _resolve_working_dir(self, working_dir: str) -> str:
