@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 import solray
+
+# Heads started by tests store their tokens in a config folder of the test run, not the
+# user's ~/.config/solray (children inherit it; tests' clean environments keep XDG_*).
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="solray-test-config-")
 
 
 @pytest.fixture

@@ -242,6 +242,15 @@ def test_login_then_live_pages_and_a_screenshot(head, workload, browser, tmp_pat
     b.wait("document.getElementById('job-logs').innerText.includes('ui-job-output-line')", what="the job's logs")
     assert b.eval("location.hash") == f"#/jobs/{sid}"
 
+    # Logs: the head's files by group; a click shows one file's tail.
+    b.goto(head.url + "/#/logs")
+    b.wait("document.body.dataset.loaded === 'logs' && document.getElementById('logs-files').innerText.includes('worker_out')",
+           what="the log files")
+    b.eval(f"Array.from(document.querySelectorAll('#logs-files a'))"
+           f".find(a => a.innerText === {json.dumps('job-driver-' + sid + '.log')}).click(); true")
+    b.wait("document.getElementById('log-content').innerText.includes('ui-job-output-line')", what="the log file")
+    b.screenshot(tmp_path / "logs.png")
+
     b.goto(head.url + "/#/placement-groups")
     b.wait("document.body.dataset.loaded === 'placement-groups'", what="the placement groups page")
     # Signing out forgets the token.

@@ -354,7 +354,7 @@ def wait(
     ready_ids = worker.wait_ready(list(object_refs), num_returns, timeout)
     ready, not_ready = [], []
     for r in object_refs:
-        if r.binary() in ready_ids and len(ready) < num_returns:
+        if r._id in ready_ids and len(ready) < num_returns:
             ready.append(r)
         else:
             not_ready.append(r)

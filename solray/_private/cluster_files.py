@@ -35,6 +35,67 @@ def write_cluster(info: dict) -> None:
     port = info["control_address"].rsplit(":", 1)[1]
     _write_private(os.path.join(root(), f"cluster-{port}.json"), info)
     _write_private(os.path.join(root(), "current_cluster.json"), info)
+    try:
+        store_token(info)
+    except OSError as e:  # a read-only home: the cluster file still has the token
+        import logging
+
+        logging.getLogger(__name__).warning("could not store the cluster token in %s: %s", config_dir(), e)
+
+
+# ---------------------------------------------------------------------------- the user's tokens
+def config_dir() -> str:
+    """The user's solray config folder: ``$SOLRAY_CONFIG_DIR``, else
+    ``$XDG_CONFIG_HOME/solray``, else ``~/.config/solray``."""
+    explicit = os.environ.get("SOLRAY_CONFIG_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "solray")
+
+
+def _token_path(control_address: str) -> str:
+    safe = control_address.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")
+    return os.path.join(config_dir(), "clusters", f"{safe}.json")
+
+
+def store_token(info: dict) -> str:
+    """Keep a head's token (mode 0600, folder 0700) in the user's config folder, keyed by
+    its control address, so this user's CLI, SDK and drivers find it whatever temp folder
+    they use. Returns the file's path."""
+    folder = os.path.join(config_dir(), "clusters")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = _token_path(info["control_address"])
+    _write_private(path, {k: info.get(k) for k in ("control_address", "dashboard_url", "token")})
+    return path
+
+
+def _stored() -> list[dict]:
+    folder = os.path.join(config_dir(), "clusters")
+    out = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        entry = _load(os.path.join(folder, name)) if name.endswith(".json") else None
+        if entry and entry.get("token"):
+            out.append(entry)
+    return out
+
+
+def stored_token(control_address: str | None = None, dashboard_url: str | None = None) -> str | None:
+    """The token stored for a cluster, by its control address or its dashboard's URL."""
+    for entry in _stored():
+        if control_address and entry.get("control_address") == control_address:
+            return entry["token"]
+        if dashboard_url and (entry.get("dashboard_url") or "").rstrip("/") == dashboard_url.rstrip("/"):
+            return entry["token"]
+    return None
+
+
+def forget_token(control_address: str) -> None:
+    try:
+        os.unlink(_token_path(control_address))
+    except FileNotFoundError:
+        pass
 
 
 def record_node(pid: int, info: dict) -> None:
@@ -87,11 +148,11 @@ def resolve(address: str) -> dict:
             info = {"control_address": address}
     token = (
         os.environ.get("SOLRAY_TOKEN") or os.environ.get("SOLRAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN")
-        or info.get("token")
+        or info.get("token") or stored_token(control_address=info["control_address"])
     )
     if not token:
         raise ConnectionError(
             f"No token for the cluster at {address}: set SOLRAY_TOKEN to the cluster's token "
-            f"(written on the head node in {root()}/cluster-<port>.json)."
+            f"(written on the head node in {config_dir()}/clusters/ and {root()}/cluster-<port>.json)."
         )
     return {**info, "token": token}

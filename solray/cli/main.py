@@ -85,7 +85,7 @@ def start(head, address, port, dashboard_port, dashboard_host, include_dashboard
         click.echo(f"  add a node:       solray start --address={info['control_address']}")
         if info.get("dashboard_url"):
             click.echo(f"  dashboard / Jobs API: {info['dashboard_url']} (send 'Authorization: Bearer <token>';")
-            click.echo(f"    the token is in {cluster_files.root()}/cluster-<port>.json, or set SOLRAY_AUTH_TOKEN at start)")
+            click.echo(f"    the token is in {cluster_files.config_dir()}/clusters/, or set SOLRAY_AUTH_TOKEN at start)")
         elif info.get("dashboard_error"):
             click.echo(f"  warning: {info['dashboard_error']}", err=True)
     else:
@@ -141,6 +141,9 @@ def stop(force: bool, grace_period: float) -> None:
             os.unlink(os.path.join(cluster_files.root(), name))
         except FileNotFoundError:
             pass
+    for n in nodes:
+        if n.get("head") and n.get("control_address"):
+            cluster_files.forget_token(n["control_address"])
     click.echo(f"Stopped {len(procs)} solray node process(es).")
 
 

@@ -25,6 +25,15 @@ def _fetch(bundle: RefBundle):
 _END = object()
 
 
+def _in_driver() -> bool:
+    import solray
+
+    try:
+        return solray.get_runtime_context().get_task_id() is None
+    except Exception:
+        return True
+
+
 class _Raised:
     def __init__(self, exc: BaseException):
         self.exc = exc
@@ -37,7 +46,9 @@ def prefetched(make: Callable[[], Iterator[Any]], depth: int) -> Iterator[Any]:
     consumer works on the current batch. Stopping early (``break``) stops the thread and
     closes the generator there, which shuts the execution down.
     """
-    if depth <= 0:
+    if depth <= 0 or not _in_driver():
+        # Inside a task or actor, blocking in a side thread would hold the worker's CPU (the
+        # runtime only lends it back while the task's own thread waits), so iterate inline.
         yield from make()
         return
     q: queue.Queue = queue.Queue(maxsize=depth)

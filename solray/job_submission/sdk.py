@@ -106,7 +106,9 @@ def _local_token_for(url: str) -> str | None:
     for info in _cluster_infos():
         if info.get("dashboard_url", "").rstrip("/") == url and info.get("token"):
             return info["token"]
-    return None
+    from solray._private import cluster_files
+
+    return cluster_files.stored_token(dashboard_url=url)  # what a head of this user stored
 
 
 # ---------------------------------------------------------------------------- client

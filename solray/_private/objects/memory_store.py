@@ -43,6 +43,9 @@ class MemoryStore:
     def __init__(self):
         self.entries: dict[bytes, Entry] = {}
         self.lock = threading.Lock()
+        # Bumped and signalled whenever any object becomes ready (waiters rescan on wake-up).
+        self.generation = 0
+        self.ready_cond = threading.Condition(threading.Lock())
 
     def get(self, oid: bytes) -> Entry | None:
         return self.entries.get(oid)
@@ -79,6 +82,9 @@ class MemoryStore:
                 e.contained = contained
             e.ready = True
             callbacks, e.callbacks = e.callbacks, []
+        with self.ready_cond:
+            self.generation += 1
+            self.ready_cond.notify_all()
         for cb in callbacks:
             cb(e)
         return e

@@ -692,6 +692,17 @@ class CoreWorker:
         return _BlockedScope(self)
 
     def wait_ready(self, refs: list[ObjectRef], num_returns: int, timeout: float | None) -> set[bytes]:
+        # Fast path: enough refs, in order, are ready already (wait() in a loop hits this).
+        lookup = self.store.entries.get
+        early: set[bytes] = set()
+        for r in refs:
+            e = lookup(r._id)
+            if e is None:
+                break
+            if e.ready:
+                early.add(r._id)
+                if len(early) >= num_returns:
+                    return early
         unique = {r.binary(): r for r in refs}
         refs = list(unique.values())
         num_returns = min(num_returns, len(refs))
@@ -699,37 +710,23 @@ class CoreWorker:
         ready = {r.binary() for r, e in zip(refs, entries, strict=True) if e.ready}
         if len(ready) >= num_returns:
             return ready
-        cond = threading.Condition()
-        state = {"n": len(ready)}
-
-        def on_ready(e: Entry, oid=None):
-            with cond:
-                state["n"] += 1
-                cond.notify_all()
-
-        registered = []
-        for r in refs:
-            oid = r.binary()
-            if oid in ready:
-                continue
-            if self.store.add_callback(oid, on_ready):
-                registered.append(oid)
-            else:
-                with cond:
-                    state["n"] += 1
+        # Slow path: sleep until the store says *some* object became ready, then rescan. One
+        # shared signal costs O(refs) per wake-up instead of a callback per ref per call.
+        store = self.store
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            with self._blocked():
-                with cond:
-                    while state["n"] < num_returns:
-                        remaining = None if deadline is None else deadline - time.monotonic()
-                        if remaining is not None and remaining <= 0:
-                            break
-                        cond.wait(remaining if remaining is not None else 1.0)
-        finally:
-            for oid in registered:
-                self.store.remove_callback(oid, on_ready)
-        return {r.binary() for r in refs if (e := self.store.get(r.binary())) is not None and e.ready}
+        with self._blocked():
+            while True:
+                generation = store.generation
+                ready = {r._id for r, e in zip(refs, entries, strict=True) if e.ready}
+                if len(ready) >= num_returns:
+                    return ready
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return ready
+                with store.ready_cond:
+                    if store.generation == generation:
+                        store.ready_cond.wait(remaining if remaining is not None else 1.0)
+                entries = [store.get(r._id) or self.ensure_tracked(r) for r in refs]
 
     def get(self, refs: list[ObjectRef], timeout: float | None = None) -> list[Any]:
         if timeout is not None and timeout < 0:

@@ -44,11 +44,47 @@ class _Direct:
     """Log queries straight to the cluster's control service and node daemons."""
 
     def __init__(self, address: str | None, timeout: float):
+        from solray._private.worker import state as worker_state
+
+        worker = worker_state.get_core_worker(required=False)
+        # A driver asks over its own connection, after sending its pending task events: a
+        # task it just ran is then known with its node and worker.
+        self.worker = worker if address is None and worker is not None else None
         self.control_address, self.token = _control(address)
         self.timeout = timeout
 
+    def _iterate_on_driver(self, make) -> Iterator:
+        worker = self.worker
+        end = object()
+
+        async def setup():
+            worker.task_events.flush()
+            source = LogSource(lambda m, p: worker.control.request(m, p), worker.token)
+            return source, make(source)
+
+        async def step():
+            return await anext(agen, end)
+
+        source, agen = worker.run_sync(setup(), self.timeout)
+        try:
+            while True:
+                item = worker.run_sync(step())
+                if item is end:
+                    return
+                yield item
+        finally:
+            async def close():
+                await agen.aclose()
+                source.close()
+
+            worker.run_sync(close(), self.timeout)
+
     def iterate(self, make) -> Iterator:
         from solray._private.control.client import ControlClient
+
+        if self.worker is not None:
+            yield from self._iterate_on_driver(make)
+            return
 
         items: queue.Queue = queue.Queue(maxsize=64)
         stop = threading.Event()
