@@ -51,8 +51,8 @@ def test_local_clients_pick_it_up_without_the_cluster_file(head, tmp_path):
     assert run_cli(["job", "list", "--address", info["dashboard_url"]], env).returncode == 0
     assert "gcs_server" in run_cli(["logs", "--address", info["dashboard_url"]], env).stdout
     driver = subprocess.run(
-        [sys.executable, "-c", "import solray as ray; ray.init(address=%r); "
-         "print(ray.get(ray.remote(lambda: 'driver-ok').remote()))" % info["control_address"]],
+        [sys.executable, "-c", f"import solray as ray; ray.init(address={info['control_address']!r}); "
+         "print(ray.get(ray.remote(lambda: 'driver-ok').remote()))"],
         env=env, capture_output=True, text=True, timeout=60,
     )
     assert "driver-ok" in driver.stdout, driver.stderr[-2000:]

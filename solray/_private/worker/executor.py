@@ -144,6 +144,19 @@ class Executor:
         on_main = threading.current_thread() is threading.main_thread()
         if on_main:
             self.main_task = task_id
+        reply, exit_after = self._run_guarded(conn, msg, task_id, ctx, on_main)
+        self.calls += 1
+        if msg["k"] == NORMAL_TASK and msg.get("mc") and self.calls >= msg["mc"]:
+            reply["x"] = 1
+            exit_after = True
+        self._send_reply(fut, reply)
+        if exit_after:
+            self._exit_soon(intended=True)
+
+    def _run_guarded(self, conn: Connection, msg: dict, task_id: bytes, ctx: Any, on_main: bool) -> tuple[dict, bool]:
+        """Run the task and package its reply. A function of its own so that the arguments
+        and result are released before the reply leaves: the owner may free (and this node
+        recycle) their shared memory as soon as it has the reply."""
         exit_after = False
         try:
             if self.exiting and msg["k"] == ACTOR_TASK:
@@ -178,13 +191,7 @@ class Executor:
             ctx.task_id = None
             ctx.placement = None
             self.cancelled.discard(task_id)
-        self.calls += 1
-        if msg["k"] == NORMAL_TASK and msg.get("mc") and self.calls >= msg["mc"]:
-            reply["x"] = 1
-            exit_after = True
-        self._send_reply(fut, reply)
-        if exit_after:
-            self._exit_soon(intended=True)
+        return reply, exit_after
 
     async def _run_async(self, conn: Connection, msg: dict, fut: asyncio.Future, group: str) -> None:
         task_id = msg["t"]
