@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -31,7 +32,7 @@ def start_cluster(
     saved = dict(os.environ)
     # Sessions (logs, spill files, the control service's SQLite) go to a folder of their own.
     tmp = tempfile.mkdtemp(prefix="solray-test-cluster-")
-    os.environ.update({**ENV, "SOLRAY_TMPDIR": tmp, **(env or {})})
+    os.environ.update({**ENV, "SOLRAY_TMPDIR": tmp, "SOLRAY_CONFIG_DIR": os.path.join(tmp, "config"), **(env or {})})
     cluster = None
     try:
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})
@@ -48,6 +49,8 @@ def start_cluster(
             cluster.shutdown()
         os.environ.clear()
         os.environ.update(saved)
+        if not os.environ.get("SOLRAY_KEEP_TEST_SESSIONS"):  # set it to keep the logs
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def node_table(cluster: Cluster) -> dict[str, dict]:

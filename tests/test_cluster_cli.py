@@ -54,7 +54,9 @@ def cluster_processes(root: Path) -> list[int]:
 
 
 def isolate(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """Cluster files, sessions and stored tokens of this test in ``root`` only."""
     mp.setenv("SOLRAY_TMPDIR", str(root))
+    mp.setenv("SOLRAY_CONFIG_DIR", str(root / "config"))
     mp.setenv("SOLRAY_NODE_DEATH_TIMEOUT_S", str(DEATH_TIMEOUT_S))
     for name in CLEARED:
         mp.delenv(name, raising=False)
@@ -67,21 +69,27 @@ def cli_cluster(tmp_path_factory):
     port = free_port()
     with pytest.MonkeyPatch.context() as mp:
         isolate(mp, root)
-        out = solray_cli("start", "--head", f"--port={port}", "--num-cpus=1", '--resources={"head_res": 1}',
-                         "--include-dashboard=false").stdout
-        address = f"127.0.0.1:{port}"
-        assert address in out
-        out = solray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.2", "--num-cpus=2",
-                         '--resources={"w": 2}', f"--object-store-memory={128 << 20}").stdout
-        assert "joined" in out
+        stopped = False
         try:
+            out = solray_cli("start", "--head", f"--port={port}", "--num-cpus=1",
+                             '--resources={"head_res": 1}', "--include-dashboard=false").stdout
+            address = f"127.0.0.1:{port}"
+            assert address in out
+            out = solray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.2", "--num-cpus=2",
+                             '--resources={"w": 2}', f"--object-store-memory={128 << 20}").stdout
+            assert "joined" in out
             yield {"root": root, "address": address, "port": port}
-        finally:
             if ray.is_initialized():
                 ray.shutdown()
             pids = cluster_processes(root)
             assert "Stopped 2" in solray_cli("stop").stdout
+            stopped = True
             wait_for(lambda: all_gone(pids), 15, "every node process and worker to exit")
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            if not stopped:  # whatever failed, no node outlives the tests
+                solray_cli("stop", "--force", check=False)
 
 
 @pytest.fixture
@@ -141,6 +149,7 @@ def test_driver_with_only_address_and_token(in_cluster_env, monkeypatch, tmp_pat
     """A driver on a machine without the head's files: the address and SOLRAY_TOKEN suffice."""
     token = json.loads((in_cluster_env["root"] / "current_cluster.json").read_text())["token"]
     monkeypatch.setenv("SOLRAY_TMPDIR", str(tmp_path))
+    monkeypatch.setenv("SOLRAY_CONFIG_DIR", str(tmp_path / "config"))
     with pytest.raises(ConnectionError, match="SOLRAY_TOKEN"):
         ray.init(address=in_cluster_env["address"])
     with pytest.raises(ConnectionError, match="address='auto'"):
@@ -179,18 +188,21 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch):
 def test_stop_force_kills_nodes_and_workers(tmp_path, monkeypatch):
     isolate(monkeypatch, tmp_path)
     port = free_port()
-    solray_cli("start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false")
-    solray_cli("start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.2", "--num-cpus=1",
-               '--resources={"w": 1}')
-    ray.init(address="auto")
-    ray.get([on_w.remote(), where.remote()])
-    pids = cluster_processes(tmp_path)
-    assert len(pids) >= 6  # two nodes, their fork servers, their workers
-    out = solray_cli("stop", "--force").stdout
-    assert "Stopped 2" in out
-    # SIGKILLed nodes cannot clean up: their workers and fork servers exit on their own.
-    wait_for(lambda: all_gone(pids), 15, "every process of the cluster to exit")
-    ray.shutdown()
+    try:
+        solray_cli("start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false")
+        solray_cli("start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.2", "--num-cpus=1",
+                   '--resources={"w": 1}')
+        ray.init(address="auto")
+        ray.get([on_w.remote(), where.remote()])
+        pids = cluster_processes(tmp_path)
+        assert len(pids) >= 6  # two nodes, their fork servers, their workers
+        out = solray_cli("stop", "--force").stdout
+        assert "Stopped 2" in out
+        # SIGKILLed nodes cannot clean up: their workers and fork servers exit on their own.
+        wait_for(lambda: all_gone(pids), 15, "every process of the cluster to exit")
+    finally:
+        ray.shutdown()
+        solray_cli("stop", "--force", check=False)
     assert not (tmp_path / "current_cluster.json").exists()
     assert not (tmp_path / f"cluster-{port}.json").exists()
     assert not list((tmp_path / "nodes").glob("*.json"))

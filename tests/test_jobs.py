@@ -236,6 +236,52 @@ def test_job_with_pip_runtime_env(client, tmp_path):
     assert "no_such_package_xyz" in info.message and "No matching distribution" in info.message
 
 
+def test_entrypoint_resources_are_held_while_it_runs(client, tmp_path):
+    """An entrypoint with resources runs through an actor that holds them: the cluster
+    shows them in use while the job runs, and they come back after."""
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "import os, solray as ray\n"
+        "ray.init()\n"
+        "print('available-cpus', ray.available_resources().get('CPU'), flush=True)\n"
+        "print('job-id-env', os.environ.get('SOLRAY_JOB_SUBMISSION_ID'), flush=True)\n"
+        "print('task', ray.get(ray.remote(lambda: 'ran').remote()))\n"
+    )
+    sid = client.submit_job(entrypoint=f"python {script}", entrypoint_num_cpus=1)
+    out = _follow(client, sid)
+    info = client.get_job_info(sid)
+    assert info.status == JobStatus.SUCCEEDED, out
+    assert "available-cpus 1.0" in out  # 2 CPUs, 1 held by the entrypoint
+    assert f"job-id-env {sid}" in out and "task ran" in out
+    assert info.entrypoint_num_cpus == 1 and info.driver_node_id
+    # The entrypoint's own driver is the job's; the launcher's driver is not listed.
+    assert info.job_id and info.driver_info is not None
+    assert not [j for j in client.list_jobs() if "entrypoint_actor" in (j.entrypoint or "")]
+
+
+def test_entrypoint_waiting_for_resources_stays_pending_then_stops(client, tmp_path):
+    marker = tmp_path / "ran"
+    sid = client.submit_job(entrypoint=f"touch {marker}", entrypoint_resources={"no_such_resource": 1})
+    assert client.get_job_status(sid) == JobStatus.PENDING
+    assert client.stop_job(sid)
+    _wait_status(client, sid, {JobStatus.STOPPED})
+    assert not marker.exists()
+
+
+def test_stopping_an_entrypoint_with_resources_kills_its_processes(client, tmp_path):
+    pid_file = tmp_path / "pid"
+    sid = client.submit_job(
+        entrypoint=f"python -c \"import os, time; open('{pid_file}', 'w').write(str(os.getpid())); time.sleep(600)\"",
+        entrypoint_num_cpus=0.5,
+    )
+    _wait_status(client, sid, {JobStatus.RUNNING})
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), 30, "the entrypoint's pid"))
+    assert client.stop_job(sid)
+    _wait_status(client, sid, {JobStatus.STOPPED})
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 15,
+             "the entrypoint to be gone")
+
+
 def test_stop_escalates_to_sigkill_then_delete(client, tmp_path):
     # The entrypoint ignores SIGTERM: the stop escalates to SIGKILL after the grace period.
     pid_file = tmp_path / "pid"
@@ -377,7 +423,8 @@ def test_cli_submit_logs_status_list_delete(head, tmp_path):
     assert failed.returncode == 1
     # Without any token the head refuses: a clear error, not a traceback.
     no_token = _solray(
-        ["job", "list", "--address", head.url], _clean_env(SOLRAY_TMPDIR=str(tmp_path / "elsewhere")), check=False
+        ["job", "list", "--address", head.url],
+        _clean_env(SOLRAY_TMPDIR=str(tmp_path / "elsewhere"), XDG_CONFIG_HOME=str(tmp_path / "no-config")), check=False,
     )
     assert no_token.returncode != 0 and "Authorization" in no_token.stderr
 

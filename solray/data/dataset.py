@@ -18,91 +18,15 @@ import pyarrow as pa
 from solray.data import aggregate as A
 from solray.data._internal import block as B
 from solray.data._internal import logical as L
+from solray.data._internal.arguments import as_list, check_fn, remote_args, resolve_compute
+from solray.data._internal.builtin_udfs import AddColumn, Sampler, stratified_split
 from solray.data._internal.ref_bundle import RefBundle
-from solray.data.compute import ActorPoolStrategy, ComputeStrategy, TaskPoolStrategy
+from solray.data.compute import TaskPoolStrategy
 from solray.data.context import DataContext
 from solray.data.iterator import DataIterator, DatasetIterator
 from solray.data.schema import Schema
 
 _ids = itertools.count()
-
-
-def _check_fn(fn: Any, api: str) -> None:
-    if fn is None or not callable(fn):
-        raise TypeError(f"{api}: fn must be a function or a callable class, got {type(fn).__name__}: {fn!r}")
-
-
-def _resolve_compute(fn, compute, concurrency, api: str) -> ComputeStrategy | None:
-    is_class = inspect.isclass(fn)
-    if isinstance(compute, str):
-        if compute == "tasks":
-            compute = TaskPoolStrategy()
-        elif compute == "actors":
-            compute = ActorPoolStrategy()
-        else:
-            raise ValueError(f"{api}: compute must be 'tasks', 'actors' or a ComputeStrategy, got {compute!r}")
-    if compute is not None and not isinstance(compute, ComputeStrategy):
-        raise ValueError(f"{api}: compute must be a ComputeStrategy, got {compute!r}")
-    if compute is not None and concurrency is not None:
-        raise ValueError(f"{api}: pass either compute or concurrency, not both")
-    if concurrency is not None:
-        if isinstance(concurrency, bool):
-            raise ValueError(f"{api}: concurrency must be an int or a (min, max) tuple, got {concurrency!r}")
-        if isinstance(concurrency, int):
-            if concurrency < 1:
-                raise ValueError(f"{api}: concurrency must be >= 1, got {concurrency}")
-            compute = ActorPoolStrategy(size=concurrency) if is_class else TaskPoolStrategy(size=concurrency)
-        elif isinstance(concurrency, tuple) and len(concurrency) in (2, 3):
-            if not is_class:
-                raise ValueError(
-                    f"{api}: concurrency={concurrency!r} (an autoscaling range) needs a callable class; "
-                    "for a function pass an int"
-                )
-            lo, hi = concurrency[0], concurrency[1]
-            init = concurrency[2] if len(concurrency) == 3 else None
-            compute = ActorPoolStrategy(min_size=lo, max_size=hi, initial_size=init)
-        else:
-            raise ValueError(f"{api}: concurrency must be an int or a (min, max) tuple, got {concurrency!r}")
-    if is_class and isinstance(compute, TaskPoolStrategy):
-        raise ValueError(f"{api}: a callable class runs on actors; use concurrency= or ActorPoolStrategy")
-    return compute
-
-
-def _remote_args(num_cpus, num_gpus, memory, ray_remote_args: dict, api: str) -> dict:
-    args = dict(ray_remote_args)
-    for name, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
-        if v is not None:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"{api}: {name} must be a non-negative number, got {v!r}")
-            args[name] = v
-    return {k: v for k, v in args.items() if v is not None}
-
-
-def _as_list(value, what: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise TypeError(f"{what} must be a column name or a list of column names, got {value!r}")
-
-
-class _AddColumn:
-    """The batch function behind ``add_column``."""
-
-    def __init__(self, col: str, fn: Callable):
-        self.col = col
-        self.fn = fn
-        self.__name__ = "add_column"
-
-    def __call__(self, batch):
-        value = self.fn(batch)
-        if isinstance(batch, pa.Table):
-            arr = value if isinstance(value, (pa.Array, pa.ChunkedArray)) else B.column_to_arrow(value, self.col)
-            if self.col in batch.column_names:
-                return batch.set_column(batch.column_names.index(self.col), self.col, arr)
-            return batch.append_column(self.col, arr)
-        batch[self.col] = value
-        return batch
 
 
 class Dataset:
@@ -113,6 +37,11 @@ class Dataset:
         self._name = name
         self._uuid = f"dataset_{next(_ids)}_{uuid.uuid4().hex[:8]}"
         self._last_stats = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_last_stats"] = None  # stats stay with the process that ran the dataset
+        return state
 
     # ------------------------------------------------------------------------------------
     # Plumbing
@@ -146,7 +75,7 @@ class Dataset:
             yield from B.as_blocks(solray.get(bundle.ref))
 
     def _validate_udf_kwargs(self, api, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs):
-        _check_fn(fn, api)
+        check_fn(fn, api)
         if not inspect.isclass(fn) and (fn_constructor_args or fn_constructor_kwargs):
             raise ValueError(f"{api}: fn_constructor_args/fn_constructor_kwargs need a callable class")
         if fn_args is not None and not isinstance(fn_args, (list, tuple)):
@@ -174,12 +103,12 @@ class Dataset:
             raise ValueError(f"{api}: batch_size must be a positive int or None, got {batch_size!r}")
         if num_gpus and batch_size is None:
             batch_size = None
-        compute = _resolve_compute(fn, compute, concurrency, api)
+        compute = resolve_compute(fn, compute, concurrency, api)
         op = L.MapBatches(
             self._op, fn, batch_size=batch_size, batch_format=batch_format, zero_copy_batch=zero_copy_batch,
             fn_args=fn_args, fn_kwargs=fn_kwargs, fn_constructor_args=fn_constructor_args,
             fn_constructor_kwargs=fn_constructor_kwargs, compute=compute,
-            ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args, api),
+            ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args, api),
             ray_remote_args_fn=ray_remote_args_fn,
         )
         return self._derive(op)
@@ -187,10 +116,10 @@ class Dataset:
     def _row_udf(self, cls, api, fn, compute, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs,
                  num_cpus, num_gpus, memory, concurrency, ray_remote_args_fn, ray_remote_args):
         self._validate_udf_kwargs(api, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
-        compute = _resolve_compute(fn, compute, concurrency, api)
+        compute = resolve_compute(fn, compute, concurrency, api)
         op = cls(self._op, fn, fn_args=fn_args, fn_kwargs=fn_kwargs, fn_constructor_args=fn_constructor_args,
                  fn_constructor_kwargs=fn_constructor_kwargs, compute=compute,
-                 ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args, api),
+                 ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args, api),
                  ray_remote_args_fn=ray_remote_args_fn)
         return self._derive(op)
 
@@ -227,14 +156,14 @@ class Dataset:
 
             text = expr if isinstance(expr, str) else None
             pexpr = parse_expression(expr)
-            op = L.Filter(self._op, expr=pexpr, expr_text=text, compute=_resolve_compute(None, compute, concurrency, api),
-                          ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args, api))
+            op = L.Filter(self._op, expr=pexpr, expr_text=text, compute=resolve_compute(None, compute, concurrency, api),
+                          ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args, api))
             return self._derive(op)
         self._validate_udf_kwargs(api, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
-        compute = _resolve_compute(fn, compute, concurrency, api)
+        compute = resolve_compute(fn, compute, concurrency, api)
         op = L.Filter(self._op, fn=fn, fn_args=fn_args, fn_kwargs=fn_kwargs,
                       fn_constructor_args=fn_constructor_args, fn_constructor_kwargs=fn_constructor_kwargs,
-                      compute=compute, ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args, api),
+                      compute=compute, ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args, api),
                       ray_remote_args_fn=ray_remote_args_fn)
         return self._derive(op)
 
@@ -243,32 +172,32 @@ class Dataset:
         """Add (or replace) column ``col`` computed as ``fn(batch)``."""
         if not isinstance(col, str):
             raise TypeError(f"add_column: col must be a string, got {type(col).__name__}")
-        _check_fn(fn, "add_column")
+        check_fn(fn, "add_column")
         B.validate_batch_format(batch_format)
-        op = L.MapBatches(self._op, _AddColumn(col, fn), batch_format=batch_format, zero_copy_batch=False,
-                          compute=_resolve_compute(None, compute, concurrency, "add_column"),
-                          ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args, "add_column"),
+        op = L.MapBatches(self._op, AddColumn(col, fn), batch_format=batch_format, zero_copy_batch=False,
+                          compute=resolve_compute(None, compute, concurrency, "add_column"),
+                          ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args, "add_column"),
                           name="MapBatches(add_column)")
         return self._derive(op)
 
     def drop_columns(self, cols: list[str], *, compute=None, concurrency=None, num_cpus=None, num_gpus=None,
                      memory=None, **ray_remote_args) -> Dataset:
         """Remove the given columns."""
-        cols = _as_list(cols, "drop_columns: cols")
+        cols = as_list(cols, "drop_columns: cols")
         if len(set(cols)) != len(cols):
             raise ValueError(f"drop_columns: duplicate column names in {cols}")
         return self._derive(L.Project(self._op, drop=cols, compute=compute,
-                                      ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args,
+                                      ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args,
                                                                    "drop_columns")))
 
     def select_columns(self, cols, *, compute=None, concurrency=None, num_cpus=None, num_gpus=None,
                        memory=None, **ray_remote_args) -> Dataset:
         """Keep only the given columns, in the given order."""
-        cols = _as_list(cols, "select_columns: cols")
+        cols = as_list(cols, "select_columns: cols")
         if len(set(cols)) != len(cols):
             raise ValueError(f"select_columns: duplicate column names in {cols}")
         return self._derive(L.Project(self._op, select=cols, compute=compute,
-                                      ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args,
+                                      ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args,
                                                                    "select_columns")))
 
     def rename_columns(self, names, *, concurrency=None, num_cpus=None, num_gpus=None, memory=None,
@@ -287,7 +216,7 @@ class Dataset:
         else:
             raise TypeError(f"rename_columns: names must be a dict or a list, got {type(names).__name__}")
         return self._derive(L.Project(self._op, rename=rename,
-                                      ray_remote_args=_remote_args(num_cpus, num_gpus, memory, ray_remote_args,
+                                      ray_remote_args=remote_args(num_cpus, num_gpus, memory, ray_remote_args,
                                                                    "rename_columns")))
 
     def limit(self, limit: int) -> Dataset:
@@ -312,7 +241,7 @@ class Dataset:
         """Keep each row with probability ``fraction``."""
         if not 0 <= fraction <= 1:
             raise ValueError(f"random_sample: fraction must be in [0, 1], got {fraction}")
-        return self.map_batches(_Sampler(fraction, seed), batch_format="pyarrow")
+        return self.map_batches(Sampler(fraction, seed), batch_format="pyarrow")
 
     def repartition(self, num_blocks: int | None = None, target_num_rows_per_block: int | None = None, *,
                     strict: bool = False, shuffle: bool = False, keys=None, sort: bool = False) -> Dataset:
@@ -329,7 +258,7 @@ class Dataset:
 
     def sort(self, key, descending=False, boundaries=None) -> Dataset:
         """Sort by one or more columns (``descending`` per key or for all)."""
-        keys = _as_list(key, "sort: key")
+        keys = as_list(key, "sort: key")
         if not keys:
             raise ValueError("sort: key must name at least one column")
         if isinstance(descending, bool):
@@ -344,7 +273,7 @@ class Dataset:
         """Group rows by one or more key columns (``None``: the whole dataset is one group)."""
         from solray.data.grouped_data import GroupedData
 
-        keys = None if key is None else _as_list(key, "groupby: key")
+        keys = None if key is None else as_list(key, "groupby: key")
         return GroupedData(self, keys, num_partitions)
 
     def union(self, *other: Dataset) -> Dataset:
@@ -430,7 +359,7 @@ class Dataset:
             raise ValueError(f"train_test_split: test_size as an int must be positive, got {test_size}")
         ds = self.random_shuffle(seed=seed) if shuffle else self
         if stratify is not None:
-            return _stratified_split(ds, test_size, stratify)
+            return stratified_split(ds, test_size, stratify)
         mat = ds.materialize()
         total = mat.count()
         n_test = int(test_size) if isinstance(test_size, int) else int(total * test_size)
@@ -851,43 +780,3 @@ class MaterializedDataset(Dataset):
 
     def materialize(self) -> MaterializedDataset:
         return self
-
-
-class _Sampler:
-    def __init__(self, fraction: float, seed):
-        self.fraction = fraction
-        self.seed = seed
-        self.__name__ = "random_sample"
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        import numpy as np
-
-        from solray.data._internal.task_context import TaskContext
-
-        rng = np.random.default_rng(None if self.seed is None else [self.seed, TaskContext.current().task_idx])
-        return table.filter(pa.array(rng.random(table.num_rows) < self.fraction))
-
-
-def _stratified_split(ds: Dataset, test_size, column: str):
-    mat = ds.materialize()
-    total = mat.count()
-    frac = test_size / total if isinstance(test_size, int) else test_size
-
-    class _Split:
-        def __init__(self, want_test: bool):
-            self.want_test = want_test
-            self.__name__ = "stratify"
-
-        def __call__(self, df):
-            import pandas as pd
-
-            parts = []
-            for _, g in df.groupby(column, sort=False, dropna=False):
-                n_test = int(round(len(g) * frac))
-                parts.append(g.iloc[len(g) - n_test:] if self.want_test else g.iloc[:len(g) - n_test])
-            return pd.concat(parts) if parts else df.iloc[:0]
-
-    grouped = mat.groupby(column)
-    train = grouped.map_groups(_Split(False), batch_format="pandas").materialize()
-    test = grouped.map_groups(_Split(True), batch_format="pandas").materialize()
-    return train, test

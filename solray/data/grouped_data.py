@@ -56,12 +56,12 @@ class GroupedData:
                    num_cpus=None, num_gpus=None, memory=None, concurrency=None, ray_remote_args_fn=None,
                    **ray_remote_args):
         """Apply ``fn`` to each group's rows as one batch; outputs are concatenated."""
-        from solray.data.dataset import _remote_args, _resolve_compute
+        from solray.data._internal.arguments import remote_args, resolve_compute
 
         api = "map_groups"
         self._dataset._validate_udf_kwargs(api, fn, fn_args, fn_kwargs, fn_constructor_args, fn_constructor_kwargs)
         B.validate_batch_format(batch_format)
-        compute = _resolve_compute(fn, compute, concurrency, api)
+        compute = resolve_compute(fn, compute, concurrency, api)
         if self._keys is None:
             source = L.Repartition(self._dataset._op, 1)
             keys: list[str] = []
@@ -70,7 +70,7 @@ class GroupedData:
             keys = self._keys
         op = L.MapGroups(source, fn, keys, batch_format, fn_args=fn_args, fn_kwargs=fn_kwargs,
                          fn_constructor_args=fn_constructor_args, fn_constructor_kwargs=fn_constructor_kwargs,
-                         compute=compute, ray_remote_args=_remote_args(num_cpus, num_gpus, memory,
+                         compute=compute, ray_remote_args=remote_args(num_cpus, num_gpus, memory,
                                                                        ray_remote_args, api),
                          ray_remote_args_fn=ray_remote_args_fn)
         return self._dataset._derive(op)

@@ -42,8 +42,8 @@ class _Raised:
 def prefetched(make: Callable[[], Iterator[Any]], depth: int) -> Iterator[Any]:
     """Run the generator ``make()`` in a background thread, ``depth`` items ahead of the consumer.
 
-    The thread drives the executor (scheduling, fetching, batching, formatting) while the
-    consumer works on the current batch. Stopping early (``break``) stops the thread and
+    The thread drives the executor (scheduling tasks, fetching blocks) while the consumer
+    works on the current batch. Stopping early (``break``) stops the thread and
     closes the generator there, which shuts the execution down.
     """
     if depth <= 0 or not _in_driver():
@@ -120,13 +120,12 @@ class DataIterator:
         B.validate_batch_format(batch_format)
         if prefetch_batches is not None and prefetch_batches < 0:
             raise ValueError("prefetch_batches must be non-negative")
-
-        def produce():
-            batches = batch_tables(self._iter_tables(), batch_size, drop_last, local_shuffle_buffer_size,
-                                   local_shuffle_seed)
-            return self._format(batches, batch_format, _collate_fn)
-
-        return prefetched(produce, prefetch_batches or 0)
+        # The background thread runs the execution and fetches blocks; cutting blocks into
+        # batches stays in the consumer's thread (handing over every small batch between
+        # threads would cost more than it saves).
+        tables = prefetched(self._iter_tables, prefetch_batches or 0)
+        batches = batch_tables(tables, batch_size, drop_last, local_shuffle_buffer_size, local_shuffle_seed)
+        return self._format(batches, batch_format, _collate_fn)
 
     @staticmethod
     def _format(batches, batch_format, collate_fn):

@@ -174,7 +174,6 @@ class NodeDaemon:
             "node_info": self._h_node_info,
             "cluster_view": self._h_cluster_view,
             "pull_object": self._h_pull_object,
-            "read_chunk": self._h_read_chunk,
             "prepare_send": self._h_prepare_send,
             "restore_object": self._h_restore_object,
             "reserve_bundles": self._h_reserve_bundles,
@@ -1061,19 +1060,6 @@ class NodeDaemon:
             self._h_restore_object(None, oid)
         self.pulled_by.setdefault(oid, set()).add(requester)
         return self.transfer.port
-
-    def _h_read_chunk(self, conn: Connection, p: list) -> Any:
-        from solray._private.rpc.connection import Raw
-
-        oid, offset, length, requester = p
-        self.pulled_by.setdefault(oid, set()).add(requester)
-        path = self._path(oid) if oid in self.objects else self._h_restore_object(None, oid)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            data = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-        return Raw(len(data), data)
 
     def _free_owned_by(self, owner: str) -> None:
         self._h_free_objects(None, [oid for oid, (_s, o) in self.objects.items() if o == owner])

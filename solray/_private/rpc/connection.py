@@ -65,6 +65,7 @@ class Connection(asyncio.Protocol):
         self._token = token
         self._is_client = is_client
         self._authenticated = is_client
+        self._refused = False  # a stranger's token was refused: read nothing more from it
         self._hello = hello
         self.peer_hello: Any = None
         self.name = name
@@ -139,7 +140,7 @@ class Connection(asyncio.Protocol):
                 tail = bytes(buf[start + body_len : end]) if tail_len else None
                 pos = end
                 self._on_frame(body_bytes, tail)
-                if self.closed:
+                if self.closed or self._refused:
                     return
         except frames.FrameError as e:
             logger.warning("closing connection %s: %s", self.name, e)
@@ -152,6 +153,8 @@ class Connection(asyncio.Protocol):
     def _on_frame(self, body_bytes: bytes, tail):
         try:
             msg = frames.unpack(body_bytes)
+            if not isinstance(msg, list) or not msg:
+                raise ValueError("a message is a non-empty array")
             kind = msg[0]
         except Exception as e:  # malformed body: framing is intact, so drop just this frame
             if not self._authenticated:
@@ -174,6 +177,7 @@ class Connection(asyncio.Protocol):
                 # Tell the peer, stop reading, and hang up once it has had time to read the
                 # verdict (closing with its unread request queued would reset the connection
                 # and lose the verdict).
+                self._refused = True
                 self._write(frames.encode_frame([AUTH_FAILED]))
                 self._flush()
                 self.transport.pause_reading()
@@ -202,7 +206,7 @@ class Connection(asyncio.Protocol):
                 self.close()
             else:
                 logger.warning("dropping frame of unknown kind %r on %s", kind, self.name)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, LookupError) as e:  # wrong arity or shape
             logger.warning("dropping malformed message on %s: %s", self.name, e)
 
     def _dispatch(self, rid, method, payload, tail):

@@ -157,7 +157,7 @@ class StreamingExecutor:
     def _stop_upstream(self, op: PhysicalOp) -> None:
         for up in op.inputs:
             if not up.stopped:
-                up.stop()
+                up.stop(self)
             self._stop_upstream(up)
 
     def _within_budget(self, op: PhysicalOp) -> bool:

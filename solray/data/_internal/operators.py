@@ -50,13 +50,19 @@ class PhysicalOp:
         self.stats.start()
 
     def shutdown(self, ex: StreamingExecutor) -> None:
-        self._tasks.clear()
+        self._cancel_tasks(ex)
 
-    def stop(self) -> None:
+    def stop(self, ex: StreamingExecutor | None = None) -> None:
         """Drop remaining work: a downstream limit has all the rows it needs."""
         self.stopped = True
-        self._tasks.clear()
+        self._cancel_tasks(ex)
         self.outqueue.clear()
+
+    def _cancel_tasks(self, ex: StreamingExecutor | None) -> None:
+        tasks, self._tasks = self._tasks, {}
+        refs = [ref for ref, t in tasks.items() if t.actor is None]
+        if ex is not None and refs and hasattr(ex.runtime, "cancel"):
+            ex.runtime.cancel(refs)
 
     # --- inputs ---------------------------------------------------------------------------
     def add_input(self, item: Any, index: int) -> None:
@@ -182,8 +188,8 @@ class MapOp(PhysicalOp):
         super().shutdown(ex)
         self._stages_ref = None
 
-    def stop(self):
-        super().stop()
+    def stop(self, ex=None):
+        super().stop(ex)
         self._queue.clear()
         self._queued_bytes = 0
         self._results.clear()

@@ -84,6 +84,14 @@ class Runtime:
     def submit_to_actor(self, actor, task_idx: int, target_max_block_size, inputs: list):
         return actor.run.options(num_returns=2).remote(task_idx, target_max_block_size, *inputs)
 
+    def cancel(self, refs: list) -> None:
+        """Best effort: stop tasks whose output nobody will read (after a limit, on early exit)."""
+        for ref in refs:
+            try:
+                solray.cancel(ref)
+            except Exception:
+                pass
+
     def kill(self, actor) -> None:
         try:
             solray.kill(actor)

@@ -84,7 +84,11 @@ def unpack_bundle(bundle: RefBundle, fmt: str, column: str | None = None) -> lis
 class SplitCoordinator:
     """Actor owning one streaming execution shared by ``n`` consumers."""
 
-    def __init__(self, dataset, n: int, equal: bool):
+    def __init__(self, dataset, n: int, equal: bool, context=None):
+        if context is not None:  # execute with the driver's settings
+            from solray.data.context import DataContext
+
+            DataContext._set_current(context)
         self._dataset = dataset
         self._n = n
         self._equal = equal
@@ -214,8 +218,9 @@ class StreamSplitDataIterator(DataIterator):
 
 def make_streaming_split(dataset, n: int, equal: bool) -> list[StreamSplitDataIterator]:
     from solray.data._internal.runtime import ensure_initialized
+    from solray.data.context import DataContext
 
     ensure_initialized()
     actor_cls = solray.remote(SplitCoordinator)
-    coord = actor_cls.options(num_cpus=0).remote(dataset, n, equal)
+    coord = actor_cls.options(num_cpus=0).remote(dataset, n, equal, DataContext.get_current())
     return [StreamSplitDataIterator(coord, i, n) for i in range(n)]

@@ -20,6 +20,13 @@ Request = Callable[[str, Any], Awaitable[Any]]
 
 KV_NAMESPACE_JOB = "job"  # the Jobs API's records (see solray.dashboard.modules.job.manager)
 JOB_KEY_PREFIX = "_ray_internal_job_info_"
+# Drivers the cluster runs for itself (the launchers of entrypoints with resources): not
+# jobs of their own in listings.
+INTERNAL_JOB_NAMESPACE = "_solray_job_entrypoints"
+
+
+def visible_drivers(drivers: list[dict]) -> list[dict]:
+    return [d for d in drivers if d.get("namespace") != INTERNAL_JOB_NAMESPACE]
 
 
 class StateSource:
@@ -84,7 +91,7 @@ class StateSource:
             except ValueError:
                 continue
         records.sort(key=lambda r: r["info"].get("start_time") or 0)
-        return rows.job_rows(records, await self.request("list_jobs"))
+        return rows.job_rows(records, visible_drivers(await self.request("list_jobs")))
 
     # ------------------------------------------------------------------ queries
     async def list(

@@ -217,17 +217,21 @@ class JobManager:
             if run.stop_requested:
                 await self._update(sid, record, **self._stopped_status())
                 return
+            resources = _entrypoint_resources(record["info"])
             try:
                 with open(record["log_path"], "ab") as log:
-                    run.proc = await asyncio.create_subprocess_shell(
-                        record["info"]["entrypoint"],
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=asyncio.subprocess.STDOUT,
-                        cwd=cwd,
-                        env=env,
-                        start_new_session=True,
-                    )
+                    if resources:  # runs where its resources are, through an actor holding them
+                        run.proc = await self._launch_with_resources(record, resources, env, cwd, log)
+                    else:
+                        run.proc = await asyncio.create_subprocess_shell(
+                            record["info"]["entrypoint"],
+                            stdin=asyncio.subprocess.DEVNULL,
+                            stdout=log,
+                            stderr=asyncio.subprocess.STDOUT,
+                            cwd=cwd,
+                            env=env,
+                            start_new_session=True,
+                        )
             except Exception as e:
                 await self._update(
                     sid, record, status=JobStatus.FAILED, end_time=_now_ms(),
@@ -240,7 +244,12 @@ class JobManager:
                 record["pid_create_time"] = psutil.Process(run.proc.pid).create_time()
             except psutil.Error:
                 pass
-            await self._update(sid, record, status=JobStatus.RUNNING)
+            if resources:
+                node_id = await _started_on(run.proc)  # PENDING until placed and started
+                if node_id is not None:
+                    await self._update(sid, record, status=JobStatus.RUNNING, driver_node_id=node_id)
+            else:
+                await self._update(sid, record, status=JobStatus.RUNNING)
             code = await run.proc.wait()
             if run.terminating is not None:  # the whole process group must be gone first
                 await run.terminating
@@ -270,6 +279,26 @@ class JobManager:
         finally:
             run.changed.set()
             self._running.pop(sid, None)
+
+    async def _launch_with_resources(self, record: dict, resources: dict, env: dict, cwd: str | None, log):
+        spec = {
+            "entrypoint": record["info"]["entrypoint"],
+            "submission_id": record["submission_id"],
+            "resources": resources,
+            "env": env,
+            "cwd": cwd,
+            "runtime_env": record["info"].get("runtime_env") or {},
+            "address": self.control.address,
+            "grace": STOP_GRACE_S,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "solray.dashboard.modules.job.entrypoint_actor",
+            stdin=asyncio.subprocess.PIPE, stdout=log, stderr=asyncio.subprocess.PIPE,
+            cwd=cwd, env=env, start_new_session=True,
+        )
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+        return proc
 
     def _stopped_status(self) -> dict:
         if self._shutting_down:
@@ -441,6 +470,31 @@ class JobManager:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _entrypoint_resources(info: dict) -> dict:
+    """The resources a job's entrypoint asked for, as actor options (empty: none)."""
+    out: dict = {}
+    if info.get("entrypoint_num_cpus"):
+        out["num_cpus"] = info["entrypoint_num_cpus"]
+    if info.get("entrypoint_num_gpus"):
+        out["num_gpus"] = info["entrypoint_num_gpus"]
+    if info.get("entrypoint_memory"):
+        out["memory"] = info["entrypoint_memory"]
+    if info.get("entrypoint_resources"):
+        out["resources"] = dict(info["entrypoint_resources"])
+    return out
+
+
+async def _started_on(proc: asyncio.subprocess.Process) -> str | None:
+    """The node the launcher says the entrypoint started on; None if it exited first."""
+    while True:
+        line = await proc.stderr.readline()
+        if not line:
+            return None
+        parts = line.decode(errors="replace").split()
+        if len(parts) == 2 and parts[0] == "started":
+            return parts[1]
+
+
 def _validate_runtime_env(runtime_env: dict) -> None:
     env_vars = runtime_env.get("env_vars")
     if env_vars is not None and not (

@@ -37,6 +37,7 @@ from solray.job_submission.models import (
     JobSubmitRequest,
     JobType,
 )
+from solray.util.state.source import visible_drivers
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class JobRoutes:
 
     async def _driver_jobs(self) -> list[dict]:
         try:
-            return await self.control.request("list_jobs")
+            return visible_drivers(await self.control.request("list_jobs"))
         except Exception:
             logger.exception("could not list driver jobs")
             return []

@@ -28,7 +28,7 @@ def _fs_for(path: str, filesystem) -> tuple[Any, str]:
         if "://" in path and isinstance(filesystem, pafs.LocalFileSystem):
             path = path.split("://", 1)[1]
         return filesystem, path
-    if "://" in path and not path.startswith("file://"):
+    if "://" in path and not path.startswith(("file://", "local://")):
         try:
             fs, p = pafs.FileSystem.from_uri(path)
             return fs, p
@@ -40,8 +40,9 @@ def _fs_for(path: str, filesystem) -> tuple[Any, str]:
                 return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), p
             except ImportError:
                 raise ValueError(f"cannot open {path!r}: {arrow_error}") from None
-    if path.startswith("file://"):
-        path = path[len("file://"):]
+    for prefix in ("file://", "local://"):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
 
 
