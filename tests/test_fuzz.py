@@ -32,7 +32,8 @@ from solray._private.protocol import frames  # noqa: E402
 from solray._private.rpc.connection import Connection  # noqa: E402
 
 TOKEN = "fuzz-token"
-FUZZ = settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+FUZZ_MESSAGES = settings(max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ---------------------------------------------------------------------------- the frame decoder
@@ -66,9 +67,13 @@ class FakeTransport:
 class Harness:
     """A server-side Connection on a fake transport; records what reaches its handler."""
 
+    _loop: asyncio.AbstractEventLoop | None = None  # one for all examples: making loops is slow
+
     def __init__(self, authenticated: bool):
         logging.getLogger("solray._private.rpc.connection").setLevel(logging.CRITICAL)  # it warns per bad frame
-        self.loop = asyncio.new_event_loop()
+        if Harness._loop is None or Harness._loop.is_closed():
+            Harness._loop = asyncio.new_event_loop()
+        self.loop = Harness._loop
         asyncio.set_event_loop(self.loop)
         self.calls: list = []
 
@@ -91,9 +96,7 @@ class Harness:
     def close(self) -> None:
         self.loop.run_until_complete(asyncio.sleep(0))  # flush scheduled writes
         for handle in list(getattr(self.loop, "_scheduled", [])):
-            handle.cancel()
-        self.loop.close()
-        asyncio.set_event_loop(None)
+            handle.cancel()  # delayed closes of refused strangers
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -138,7 +141,7 @@ def test_random_bytes_before_auth_never_escape_or_dispatch(data, cuts):
         h.close()
 
 
-@FUZZ
+@FUZZ_MESSAGES
 @given(msgs=st.lists(messages, min_size=1, max_size=5), cuts=st.lists(st.integers(0, 4096), max_size=8))
 def test_random_messages_before_auth_never_dispatch(msgs, cuts):
     h = Harness(authenticated=False)
@@ -171,7 +174,7 @@ def test_random_bytes_after_auth_never_escape(data, cuts):
         h.close()
 
 
-@FUZZ
+@FUZZ_MESSAGES
 @given(msgs=st.lists(st.tuples(messages, st.binary(max_size=64)), min_size=1, max_size=6),
        cuts=st.lists(st.integers(0, 4096), max_size=8))
 def test_random_messages_after_auth_never_escape(msgs, cuts):
@@ -187,7 +190,7 @@ def test_random_messages_after_auth_never_escape(msgs, cuts):
         h.close()
 
 
-@FUZZ
+@FUZZ_MESSAGES
 @given(calls=st.lists(st.tuples(st.text(max_size=10), msgpack_values, st.binary(max_size=100)), min_size=1, max_size=6),
        cuts=st.lists(st.integers(0, 4096), max_size=10))
 def test_well_formed_frames_split_anywhere_decode_exactly(calls, cuts):

@@ -105,6 +105,13 @@ def test_bad_arguments_fail_at_call_time(ray_data):
         ds.select_columns(3)
 
 
+def test_impossible_resource_requests_fail_fast(ray_data):
+    with pytest.raises(ValueError, match="num_gpus=1.*0 GPUs"):
+        rd.range(3).map_batches(lambda b: b, num_gpus=1).take_all()
+    with pytest.raises(ValueError, match="num_cpus=8"):
+        rd.range(3).map(lambda r: r, num_cpus=8).take_all()
+
+
 def test_context_block_size_and_resource_limits(ray_data):
     ctx = DataContext.get_current()
     ctx.target_max_block_size = 1024

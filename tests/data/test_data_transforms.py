@@ -229,6 +229,13 @@ def test_split_variants(ray_data):
     assert ids(test) != list(range(75, 100))
 
 
+def test_train_test_split_stratified(ray_data):
+    ds = rd.from_items([{"label": i % 2, "x": i} for i in range(40)])
+    train, test = ds.train_test_split(test_size=0.25, stratify="label")
+    labels = [r["label"] for r in test.take_all()]
+    assert sorted(labels) == [0] * 5 + [1] * 5 and train.count() == 30
+
+
 def _consume_all(iterators, per_batch=None):
     results = [None] * len(iterators)
 

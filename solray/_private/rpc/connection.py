@@ -124,6 +124,8 @@ class Connection(asyncio.Protocol):
                 w.set_result(None)
 
     def data_received(self, data):
+        if self._refused:
+            return
         buf = self._buf
         buf += data
         pos = 0

@@ -64,6 +64,25 @@ class StreamingExecutor:
             total += op.outqueue_bytes() + op.queued_input_bytes() + op.inflight_bytes()
         return total
 
+    def _check_resources(self) -> None:
+        """Fail fast on a transform no node can ever run (it would wait forever)."""
+        from solray.data._internal.operators import MapOp
+
+        for op in self.ops:
+            if not isinstance(op, MapOp):
+                continue
+            cpus, gpus = op.task_cpus(), op.task_gpus()
+            if gpus > self.runtime.total_gpus:
+                raise ValueError(
+                    f"Data operator {op.name} asks for num_gpus={gpus} per task, but the cluster has "
+                    f"{self.runtime.total_gpus:g} GPUs"
+                )
+            if cpus > self.runtime.total_cpus:
+                raise ValueError(
+                    f"Data operator {op.name} asks for num_cpus={cpus} per task, but the cluster has "
+                    f"{self.runtime.total_cpus:g} CPUs"
+                )
+
     # --- errors ----------------------------------------------------------------------------
     def annotate_error(self, exc: BaseException, op: PhysicalOp) -> None:
         note = f"(while executing Data operator {op.name} of {self.dataset_name})"
@@ -73,6 +92,7 @@ class StreamingExecutor:
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> Iterator[RefBundle]:
         logger.debug("Executing %s: %s", self.dataset_name, " -> ".join(op.name for op in self.ops))
+        self._check_resources()
         try:
             for op in self.ops:
                 op.start(self)

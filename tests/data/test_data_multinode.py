@@ -1,0 +1,24 @@
+"""Data on a two-node loopback cluster: tasks spread out, blocks move between nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+from cluster_helpers import start_cluster
+
+import solray
+import solray.data as rd
+
+
+def test_pipeline_across_two_nodes(tmp_path):
+    with start_cluster(head_cpus=1, nodes=({"num_cpus": 1},)):
+        def tag(batch):
+            node = solray.get_runtime_context().get_node_id()
+            return {"id": batch["id"], "node": np.array([node] * len(batch["id"]))}
+
+        ds = rd.range(2000, override_num_blocks=8).map_batches(tag).random_shuffle(seed=0)
+        rows = ds.take_all()
+        assert sorted(r["id"] for r in rows) == list(range(2000))
+        assert len({r["node"] for r in rows}) == 2  # both nodes ran map tasks
+        assert ds.groupby("node").count().count() == 2
+        its = rd.range(100, override_num_blocks=4).streaming_split(2, equal=True)
+        assert sum(len(list(it.iter_rows())) for it in its) == 100
