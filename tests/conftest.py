@@ -36,3 +36,12 @@ def ray_start_custom(request):
     ctx = solray.init(**getattr(request, "param", {}))
     yield ctx
     solray.shutdown()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_cluster_outlives_its_module():
+    """A module that leaves a driver connected (a failed fixture, a test that called init
+    itself) must not make every later module fail with "init twice"."""
+    yield
+    if solray.is_initialized():
+        solray.shutdown()
