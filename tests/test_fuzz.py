@@ -239,26 +239,24 @@ def test_openapi_spec_covers_every_http_route():
 
     from solray.dashboard.server import build_app
 
-    class _Manager:  # build_app only reads these
-        control = None
-        token = "x"
+    class _Control:  # the routes only keep a reference until a request comes
+        address = "127.0.0.1:1"
 
-    import solray.dashboard.modules.state.log_routes as log_routes
-    import solray.dashboard.modules.state.routes as state_routes
-    import solray.dashboard.modules.ui.routes as ui_routes
+        async def request(self, method, payload=None):
+            raise ConnectionError("no cluster")
+
+    class _Manager:
+        control = _Control()
+        token = "x"
 
     with open(SPEC) as f:
         spec = json.load(f)
-    try:
-        app = build_app(_Manager(), "session", "x").app
-    except AttributeError:
-        pytest.skip("the app could not be built without a cluster")
+    app = build_app(_Manager(), "session", "x").app
     served = set()
     for r in app.routes:
         if isinstance(r, Route):
             for m in r.methods - {"HEAD"}:
                 served.add((r.path, m.lower()))
-    del log_routes, state_routes, ui_routes
     described = {(p, m) for p, ops in spec["paths"].items() for m in ops}
     ui_pages = {("/", "get"), ("/index.html", "get"), ("/favicon.ico", "get")}
     generic = {("/api/v0/{resource}/summarize", "get")}  # described per resource
@@ -299,14 +297,22 @@ def _safe(case) -> None:
 
 
 def _run_operations(head, check, examples: int) -> None:
+    """``check(case, session)`` on ``examples`` cases of every operation: valid ones and
+    ones that break the schema (wrong types, missing fields, junk values)."""
     import requests
+    from hypothesis import reject
 
     session = requests.Session()
     for op in _operations():
+        cases = st.one_of(op.as_strategy(), op.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+
         @settings(max_examples=examples, deadline=10_000, suppress_health_check=list(HealthCheck), database=None)
-        @given(case=op.as_strategy())
+        @given(case=cases)
         def run(case):
-            check(case, session)
+            try:
+                check(case, session)
+            except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, UnicodeError):
+                reject()  # not sendable over HTTP at all: nothing reached the server
 
         run()
 
@@ -320,7 +326,7 @@ def test_rest_api_has_no_server_errors(head):
         assert response.status_code < 500, (case.method, case.formatted_path, case.query, response.status_code,
                                             response.text[:500])
 
-    _run_operations(head, check, examples=30)
+    _run_operations(head, check, examples=20)
 
 
 def test_unauthenticated_requests_are_always_401(head):
@@ -331,12 +337,12 @@ def test_unauthenticated_requests_are_always_401(head):
             case.body["entrypoint"] = f"mkdir -p {marker_dir}"  # would leave a trace if it ran
         if case.operation.path == "/metrics" and isinstance(case.query, dict):
             case.query.pop("token", None)
-        headers = dict(case.headers or {})
-        headers.pop("Authorization", None)
-        response = case.call(base_url=head.url, headers=headers, session=session, timeout=30)
+        if case.headers:
+            case.headers.pop("Authorization", None)  # the spec's security scheme adds an empty one
+        response = case.call(base_url=head.url, session=session, timeout=30)
         assert response.status_code == 401, (case.method, case.formatted_path, response.status_code)
 
-    _run_operations(head, check, examples=15)
+    _run_operations(head, check, examples=10)
     assert not os.path.exists(marker_dir)  # no submission ran
     status, body, _ = head.get("/api/jobs/")
-    assert status == 200 and json.loads(body) == [] or all("fuzz-markers" not in j["entrypoint"] for j in json.loads(body))
+    assert status == 200 and all("fuzz-markers" not in (j.get("entrypoint") or "") for j in json.loads(body))

@@ -67,7 +67,7 @@ class TokenAuthMiddleware:
             token = query_token(scope)
         if token and hmac.compare_digest(token.encode(), self._token):
             return await self.app(scope, receive, send)
-        status = 401 if token is None else 403
+        status = 401 if not token else 403  # none (or an empty one): 401; a wrong one: 403
         text = (
             "Unauthorized: Missing authentication token. Send 'Authorization: Bearer <token>' "
             "(the cluster token, in SOLRAY_TOKEN or the cluster file on the head)."

@@ -58,7 +58,7 @@ class Dataset:
 
         op = op or self._op
         ctx = DataContext.get_current()
-        runtime = Runtime()
+        runtime = Runtime(ctx.scheduling_strategy)
         physical = Planner(ctx, runtime.total_cpus).plan(optimize(op))
         executor = StreamingExecutor(physical, ctx, runtime, dataset_name=self._name or self._uuid)
         if record_stats:

@@ -84,6 +84,27 @@ def test_iter_torch_batches(ray_data):
     assert len(batches) == 2 and batches[0]["id"].dtype == torch.float32
 
 
+def test_iter_torch_batches_converts_every_column(ray_data, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    def as_tensor(arr, dtype=None):
+        calls.append(dtype)
+        return np.asarray(arr)
+
+    fake = types.SimpleNamespace(as_tensor=as_tensor, float32="f32")
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    ds = rd.range_tensor(6, shape=(2,)).add_column("label", lambda df: df["data"].map(lambda v: v[0]))
+    batches = list(ds.iter_torch_batches(batch_size=4, dtypes={"data": fake.float32}))
+    assert [b["data"].shape for b in batches] == [(4, 2), (2, 2)]
+    assert batches[0]["label"].tolist() == [0, 1, 2, 3]
+    assert "f32" in calls and None in calls
+    collated = list(ds.iter_torch_batches(batch_size=3, collate_fn=lambda b: len(b["data"])))
+    assert collated == [3, 3]
+
+
 def test_iter_torch_batches_without_torch_is_a_clear_error(ray_data):
     try:
         import torch  # noqa: F401

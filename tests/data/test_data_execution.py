@@ -105,6 +105,25 @@ def test_bad_arguments_fail_at_call_time(ray_data):
         ds.select_columns(3)
 
 
+class _AddOne:
+    def __call__(self, batch):
+        return {"id": batch["id"] + 1}
+
+
+class _Double:
+    def __call__(self, batch):
+        return {"id": batch["id"] * 2}
+
+
+def test_two_actor_pools_larger_than_the_cluster_still_finish(ray_data):
+    # Each pool wants both CPUs: the second starts once the first is done, even when the
+    # memory budget holds the first one back.
+    DataContext.get_current().execution_options.resource_limits.object_store_memory = 2000
+    ds = rd.range(100, override_num_blocks=10).map_batches(_AddOne, concurrency=2).map_batches(
+        _Double, concurrency=2)
+    assert sorted(r["id"] for r in ds.take_all()) == [2 * (i + 1) for i in range(100)]
+
+
 def test_impossible_resource_requests_fail_fast(ray_data):
     with pytest.raises(ValueError, match="num_gpus=1.*0 GPUs"):
         rd.range(3).map_batches(lambda b: b, num_gpus=1).take_all()

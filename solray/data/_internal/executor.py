@@ -29,6 +29,8 @@ from solray.data._internal.stats import ExecutionStats
 
 logger = logging.getLogger("solray.data")
 
+_ACTOR_STALL_S = 0.5
+
 
 class StreamingExecutor:
     def __init__(self, ops: list[PhysicalOp], ctx, runtime: Runtime | None = None, *,
@@ -145,7 +147,15 @@ class StreamingExecutor:
             return False
         ready, _ = self.runtime.wait(refs, num_returns=len(refs), timeout=0)
         if not ready and block:
-            ready, _ = self.runtime.wait(refs, num_returns=1, timeout=None)
+            # Tasks always finish; an actor may never start if other operators hold the CPUs it
+            # needs. When only actor starts are pending, wake up now and then to let upstream
+            # work run past the memory budget (its results free those CPUs when it completes).
+            only_actors = all(getattr(op, "waiting_only_on_actors", lambda: False)() or
+                              not op.pending_refs() for op in self.ops)
+            ready, _ = self.runtime.wait(refs, num_returns=1, timeout=_ACTOR_STALL_S if only_actors else None)
+            if not ready:
+                self._force_launch()
+                return True
         for ref in ready:
             op = self._owner.get(ref)
             if op is not None and not op.stopped:

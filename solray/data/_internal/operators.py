@@ -336,6 +336,7 @@ class ActorPoolMapOp(MapOp):
 
     def start(self, ex):
         super().start(ex)
+        self._ex = ex
         for _ in range(self.min_size):
             self._add_actor(ex)
 
@@ -401,14 +402,15 @@ class ActorPoolMapOp(MapOp):
 
     def input_done(self, index):
         super().input_done(index)
+        self._maybe_release(self._ex)
 
     def shutdown(self, ex):
         if not self._killed:
             self._kill_all(ex)
         super().shutdown(ex)
 
-    def is_completed(self) -> bool:
-        return super().is_completed()
+    def waiting_only_on_actors(self) -> bool:
+        return not self._tasks and bool(self._pending_actors)
 
 
 class LimitOp(PhysicalOp):
@@ -417,14 +419,13 @@ class LimitOp(PhysicalOp):
     def __init__(self, name, input_op, limit: int):
         super().__init__(name, [input_op])
         self.remaining = limit
-        self._slice_seq_results: dict[int, RefBundle | None] = {}
 
     def add_input(self, bundle: RefBundle, index):
         if self.remaining <= 0 or self.stopped:
             return
         if bundle.num_rows <= self.remaining:
             self.remaining -= bundle.num_rows
-            self._emit_or_queue(bundle)
+            self._emit(bundle)
             return
         from solray.data._internal.shuffle import slice_bundle_task
 
@@ -432,9 +433,6 @@ class LimitOp(PhysicalOp):
         self.remaining = 0
         block_ref, meta_ref = slice_bundle_task(self._ex, bundle, 0, n)
         self._tasks[meta_ref] = _Task(0, block_ref, meta_ref, 0)
-
-    def _emit_or_queue(self, bundle):
-        self._emit(bundle)
 
     def start(self, ex):
         super().start(ex)

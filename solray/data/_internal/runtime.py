@@ -40,12 +40,22 @@ def actor_options(remote_args: dict) -> dict:
 class Runtime:
     """Submits Data's tasks and actors and waits on them, through solray's public API."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_scheduling_strategy: Any = None) -> None:
         ensure_initialized()
+        self.default_strategy = default_scheduling_strategy
         res = solray.cluster_resources()
+        # One node: placement has no choice to make, so keep the default (lease reuse).
+        self.multi_node = sum(1 for n in solray.nodes() if n.get("Alive", n.get("alive"))) > 1
         self.total_cpus = float(res.get("CPU", 1.0)) or 1.0
         self.total_gpus = float(res.get("GPU", 0.0))
         self.object_store_memory = float(res.get("object_store_memory", 2 * 1024**3))
+
+    def _with_strategy(self, opts: dict) -> dict:
+        """Spread Data's tasks over the nodes (DataContext.scheduling_strategy), as Ray does."""
+        if self.default_strategy and self.multi_node and "scheduling_strategy" not in opts \
+                and "placement_group" not in opts:
+            opts["scheduling_strategy"] = self.default_strategy
+        return opts
 
     # --- objects -------------------------------------------------------------------------
     def put(self, value: Any):
@@ -60,7 +70,7 @@ class Runtime:
     # --- tasks ---------------------------------------------------------------------------
     def submit_map(self, stages_ref, task_idx: int, op_name: str, target_max_block_size,
                    inputs: list, remote_args: dict):
-        opts = task_options(remote_args)
+        opts = self._with_strategy(task_options(remote_args))
         opts["num_returns"] = 2
         return tasks.map_task.options(**opts).remote(
             stages_ref, task_idx, op_name, target_max_block_size, *inputs
@@ -74,7 +84,7 @@ class Runtime:
 
     # --- actors --------------------------------------------------------------------------
     def create_map_actor(self, stages_ref, op_name: str, remote_args: dict):
-        opts = actor_options(remote_args)
+        opts = self._with_strategy(actor_options(remote_args))
         opts.setdefault("num_cpus", 1)
         return tasks.MapWorkerActor.options(**opts).remote(stages_ref, op_name)
 

@@ -130,6 +130,6 @@ class ExecutionStats:
             f"\t* Total wall time: {wall:.2f}s\n"
             f"\t* Output rows: {self.output_rows}\n"
             f"\t* Throughput: {self.output_rows / wall if wall > 0 else 0:.1f} rows/s\n"
-            f"\t* Peak estimated object store usage: {_fmt_bytes(self.peak_bytes)}"
+            f"\t* Peak memory reserved (queued blocks + in-flight estimates): {_fmt_bytes(self.peak_bytes)}"
         )
         return "\n\n".join(parts)

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from solray.util.state.common import (
     DEFAULT_LIMIT,
     DEFAULT_RPC_TIMEOUT,
+    MAX_LIMIT_FROM_API_SERVER,
     SCHEMAS,
     StateResource,
     SummaryResource,
@@ -47,6 +48,14 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() in ("1", "true", "yes")
 
 
+def parse_timeout(value: str | None) -> float:
+    """A query's ``timeout`` in seconds: positive and finite, at most 10 minutes."""
+    timeout = float(value) if value not in (None, "") else float(DEFAULT_RPC_TIMEOUT)
+    if not 0 < timeout < float("inf"):
+        raise ValueError("timeout must be a positive number of seconds")
+    return min(timeout, 600.0)
+
+
 def parse_list_options(request: Request) -> dict:
     q = request.query_params
     keys, preds, values = q.getlist("filter_keys"), q.getlist("filter_predicates"), q.getlist("filter_values")
@@ -55,10 +64,12 @@ def parse_list_options(request: Request) -> dict:
     limit = int(q.get("limit", DEFAULT_LIMIT))
     if limit < 0:
         raise ValueError("limit must be >= 0")
+    if limit > MAX_LIMIT_FROM_API_SERVER:  # as Ray's server says
+        raise ValueError(f"Given limit {limit} exceeds the supported limit {MAX_LIMIT_FROM_API_SERVER}. Use a lower limit.")
     return {
         "filters": list(zip(keys, preds, values, strict=True)),
         "limit": limit,
-        "timeout": float(q.get("timeout", DEFAULT_RPC_TIMEOUT)),
+        "timeout": parse_timeout(q.get("timeout")),
         "detail": _flag(q.get("detail"), False),
         "exclude_driver": _flag(q.get("exclude_driver"), True),
     }
@@ -102,7 +113,10 @@ class StateRoutes:
         except ValueError:
             return error(f"Cannot summarize {name!r}; supported: tasks, actors, objects", 404)
         try:
-            timeout = float(request.query_params.get("timeout", DEFAULT_RPC_TIMEOUT))
+            timeout = parse_timeout(request.query_params.get("timeout"))
+        except ValueError as e:
+            return error(f"Invalid request: {e}", 400)
+        try:
             return ok(await self.source.summary(resource, timeout=timeout))
         except Exception as e:
             logger.exception("summarizing %s failed", name)
