@@ -51,8 +51,12 @@ class Head:
         self.tmp = tempfile.mkdtemp(prefix=f"jobs-bench-{ENGINE}-")
         self.dashboard_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "SOLRAY_"))}
+        self.env.pop("RAY_AUTH_MODE", None)
         self.headers: dict = {}
         if ENGINE == "ray":
+            # Both engines with token authentication (Ray 2.60's own, token in ~/.ray/auth_token):
+            # the comparison includes checking the token on every request.
+            os.environ["RAY_AUTH_MODE"] = self.env["RAY_AUTH_MODE"] = "token"
             cli = [str(Path(sys.executable).parent / "ray")]
             args = ["start", "--head", f"--port={free_port()}", f"--dashboard-port={self.dashboard_port}",
                     "--include-dashboard=true", f"--num-cpus={num_cpus}", f"--temp-dir={self.tmp}",

@@ -112,13 +112,13 @@ def _tensor_array(arr: np.ndarray) -> pa.Array:
     arr = np.ascontiguousarray(arr)
     if arr.dtype == object or arr.dtype.kind in "OUSV":
         return _object_array(list(arr))
-    if arr.shape[0] == 0:
-        value_type = pa.from_numpy_dtype(arr.dtype)
-        ty = pa.fixed_shape_tensor(value_type, list(arr.shape[1:]))
-        size = int(np.prod(arr.shape[1:]))
-        storage = pa.FixedSizeListArray.from_arrays(pa.array([], type=value_type), size)
-        return pa.ExtensionArray.from_storage(ty, storage)
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(arr)
+    # Built from storage rather than FixedShapeTensorArray.from_numpy_ndarray, which rejects
+    # arrays whose leading dimension has size 1 (numpy gives it a zero stride).
+    value_type = pa.from_numpy_dtype(arr.dtype)
+    ty = pa.fixed_shape_tensor(value_type, list(arr.shape[1:]))
+    size = int(np.prod(arr.shape[1:]))
+    storage = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), type=value_type), size)
+    return pa.ExtensionArray.from_storage(ty, storage)
 
 
 def column_to_arrow(values: Any, name: str = "?") -> pa.Array | pa.ChunkedArray:

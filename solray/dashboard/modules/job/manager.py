@@ -85,6 +85,7 @@ class JobManager:
         self.package_cache = os.path.join(session_dir, "runtime_resources", "working_dir_files")
         self._running: dict[str, _Running] = {}
         self._infos: dict[str, dict] = {}  # submission_id -> last written record (cache)
+        self._all_loaded = False  # whether _infos holds every record in the KV store
         self._shutting_down = False
         self._reaper: asyncio.Task | None = None
         os.makedirs(self.log_dir, exist_ok=True)
@@ -137,9 +138,13 @@ class JobManager:
         return await self._get(sid)
 
     async def list_records(self) -> list[dict]:
-        keys = await self.control.kv_keys(KV_NAMESPACE_JOB, JOB_KEY_PREFIX.encode())
-        records = await asyncio.gather(*(self._get(k.decode()[len(JOB_KEY_PREFIX):]) for k in keys))
-        return sorted((r for r in records if r is not None), key=lambda r: r["info"].get("start_time") or 0)
+        """Every job record. This manager is the only writer of job records, so once it has
+        read them all (at start) its cache is the truth: listing costs no round trips."""
+        if not self._all_loaded:
+            keys = await self.control.kv_keys(KV_NAMESPACE_JOB, JOB_KEY_PREFIX.encode())
+            await asyncio.gather(*(self._get(k.decode()[len(JOB_KEY_PREFIX):]) for k in keys))
+            self._all_loaded = True
+        return sorted(self._infos.values(), key=lambda r: r["info"].get("start_time") or 0)
 
     async def recover(self) -> None:
         """Mark jobs that a previous head left unfinished FAILED, killing their leftovers."""
