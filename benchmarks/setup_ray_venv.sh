@@ -15,8 +15,9 @@ fi
 # Ray and psutil (the memory probe) pinned by version check rather than reinstall, so a second
 # run costs a second instead of a download.
 have="$("$VENV/bin/python" -c 'import ray; print(ray.__version__)' 2>/dev/null || true)"
-if [ "$have" != "$RAY_VERSION" ] || ! "$VENV/bin/python" -c 'import numpy, psutil' 2>/dev/null; then
-    "$VENV/bin/pip" install --disable-pip-version-check -q "ray==$RAY_VERSION" numpy psutil
+# ray[default]: Ray's dashboard (its Jobs API), which benchmarks/jobs.py drives.
+if [ "$have" != "$RAY_VERSION" ] || ! "$VENV/bin/python" -c 'import numpy, psutil, aiohttp_cors, opencensus' 2>/dev/null; then
+    "$VENV/bin/pip" install --disable-pip-version-check -q "ray[default]==$RAY_VERSION" numpy psutil
 fi
 
 "$VENV/bin/python" -c 'import ray, numpy, psutil; print("ray", ray.__version__, "numpy", numpy.__version__, "psutil", psutil.__version__)'
