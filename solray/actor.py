@@ -11,6 +11,7 @@ from solray._private import options as opts
 from solray._private.objects.object_ref import ObjectRef
 from solray._private.scheduling import submission
 from solray._private.worker import state
+from solray._private.worker.returns import create_returns, submit_and_return
 from solray._private.worker.task_spec import ACTOR_TASK, TaskSpec
 
 
@@ -247,15 +248,7 @@ class ActorMethod:
         num_returns = self._options.get("num_returns", self._meta.get("num_returns", 1))
         if num_returns == "streaming" or (num_returns == 1 and self._meta.get("is_generator") and "num_returns" not in self._options):
             num_returns = "streaming" if self._meta.get("is_generator") else num_returns
-        if num_returns == "streaming":
-            return_ids = [ids.object_id(task_id, 0)]
-        elif num_returns == "dynamic":
-            return_ids = [ids.object_id(task_id, 1)]
-        else:
-            return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
-        for oid in return_ids:
-            worker.store.create(oid, owned=True)
-        refs = [ObjectRef(oid, worker.address, _worker=worker) for oid in return_ids]
+        return_ids, refs = create_returns(worker, task_id, num_returns)
         retries = self._options.get("max_task_retries", self._meta.get("max_task_retries"))
         if retries is None:
             retries = h._meta.get("max_task_retries", 0)
@@ -275,15 +268,7 @@ class ActorMethod:
             method=self._name,
             parent_task_id=worker.context.task_id,
         )
-        stream = worker.create_stream(task_id) if num_returns == "streaming" else None
-        worker.schedule(lambda: worker.actor_submitter.submit(spec))
-        if stream is not None:
-            return stream
-        if num_returns == 1 or num_returns == "dynamic":
-            return refs[0]
-        if num_returns == 0:
-            return None
-        return refs
+        return submit_and_return(worker, task_id, num_returns, refs, lambda: worker.actor_submitter.submit(spec))
 
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "method", "exit_actor", "exceptions"]

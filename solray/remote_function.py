@@ -7,9 +7,9 @@ from typing import Any
 
 from solray._private import api, ids
 from solray._private import options as opts
-from solray._private.objects.object_ref import ObjectRef
 from solray._private.scheduling import submission
 from solray._private.worker import state
+from solray._private.worker.returns import create_returns, submit_and_return
 from solray._private.worker.task_spec import NORMAL_TASK, TaskSpec
 
 DEFAULT_MAX_RETRIES = 3
@@ -51,15 +51,7 @@ class RemoteFunction:
         name = options.get("name") or self._name
         blob, deps, contained = api.pack_args(worker, args, kwargs, f"task {name}")
         num_returns = options.get("num_returns", 1)
-        if num_returns == "streaming":
-            return_ids = [ids.object_id(task_id, 0)]
-        elif num_returns == "dynamic":
-            return_ids = [ids.object_id(task_id, 1)]
-        else:
-            return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
-        for oid in return_ids:
-            worker.store.create(oid, owned=True)
-        refs = [ObjectRef(oid, worker.address, _worker=worker) for oid in return_ids]
+        return_ids, refs = create_returns(worker, task_id, num_returns)
         resources = opts.task_resources(options, 1.0)
         env_vars = opts.env_vars_of(options)
         strategy, resources, placement = submission.resolve(worker, options, resources, f"task {name}")
@@ -98,15 +90,7 @@ class RemoteFunction:
             request["pip"] = pip
         if options.get("max_calls"):
             spec.options = dict(options)
-        stream = worker.create_stream(task_id) if num_returns == "streaming" else None
-        worker.schedule(lambda: worker.submitter.submit(spec, request))
-        if stream is not None:
-            return stream
-        if num_returns == 1 or num_returns == "dynamic":
-            return refs[0]
-        if num_returns == 0:
-            return None
-        return refs
+        return submit_and_return(worker, task_id, num_returns, refs, lambda: worker.submitter.submit(spec, request))
 
 
 class _BoundOptions:
