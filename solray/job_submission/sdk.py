@@ -102,6 +102,24 @@ def _current_dashboard(infos: list[dict]) -> str:
     return infos[-1]["dashboard_url"]
 
 
+def auth_headers(address: str, headers: dict | None, cookies: dict | None) -> dict[str, str]:
+    """Request headers for the dashboard at ``address``: the caller's, plus the cluster token
+    (from the environment or this machine's token files) unless they carry one already."""
+    out = {str(k): str(v) for k, v in (headers or {}).items()}
+    if not any(k.lower() in ("authorization", "x-ray-authorization") for k in out):
+        token = (
+            os.environ.get("SOLRAY_TOKEN")
+            or os.environ.get("SOLRAY_AUTH_TOKEN")
+            or os.environ.get("RAY_AUTH_TOKEN")
+            or _local_token_for(address)
+        )
+        if token:
+            out["Authorization"] = f"Bearer {token}"
+    if cookies:
+        out["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    return out
+
+
 def _local_token_for(url: str) -> str | None:
     for info in _cluster_infos():
         if info.get("dashboard_url", "").rstrip("/") == url and info.get("token"):
@@ -132,18 +150,7 @@ class JobSubmissionClient:
         self._address = resolve_address(address)
         self._cookies = dict(cookies or {})
         self._default_metadata = dict(metadata or {})
-        self._headers = {str(k): str(v) for k, v in (headers or {}).items()}
-        if not any(k.lower() in ("authorization", "x-ray-authorization") for k in self._headers):
-            token = (
-                os.environ.get("SOLRAY_TOKEN")
-                or os.environ.get("SOLRAY_AUTH_TOKEN")
-                or os.environ.get("RAY_AUTH_TOKEN")
-                or _local_token_for(self._address)
-            )
-            if token:
-                self._headers["Authorization"] = f"Bearer {token}"
-        if self._cookies:
-            self._headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
+        self._headers = auth_headers(self._address, headers, self._cookies)
         self._ssl = _ssl_context(verify)
         self._server_version: dict | None = None
         self._check_connection()

@@ -117,21 +117,10 @@ class StateApiClient:
     """The dashboard's state REST API (``GET /api/v0/<resource>``), as Ray's client calls it."""
 
     def __init__(self, address: str | None = None, cookies: dict | None = None, headers: dict | None = None):
-        from solray.job_submission.sdk import _local_token_for, resolve_address
+        from solray.job_submission.sdk import auth_headers, resolve_address
 
         self._address = resolve_address(address)
-        self._headers = {str(k): str(v) for k, v in (headers or {}).items()}
-        if not any(k.lower() in ("authorization", "x-ray-authorization") for k in self._headers):
-            token = (
-                os.environ.get("SOLRAY_TOKEN")
-                or os.environ.get("SOLRAY_AUTH_TOKEN")
-                or os.environ.get("RAY_AUTH_TOKEN")
-                or _local_token_for(self._address)
-            )
-            if token:
-                self._headers["Authorization"] = f"Bearer {token}"
-        if cookies:
-            self._headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        self._headers = auth_headers(self._address, headers, cookies)
 
     def _get(self, path: str, params: list[tuple[str, Any]], timeout: float) -> Any:
         query = urllib.parse.urlencode([(k, str(v).lower() if isinstance(v, bool) else v) for k, v in params])
