@@ -188,7 +188,10 @@ class NodeDaemon:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, port: int = 0) -> None:
+        _sweep_dead_shm_dirs(os.path.dirname(self.shm_dir))
         os.makedirs(self.shm_dir, exist_ok=True)
+        with open(os.path.join(self.shm_dir, OWNER_FILE), "w") as f:
+            f.write(str(os.getpid()))
         os.makedirs(os.path.join(self.shm_dir, "pool"), exist_ok=True)
         os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
         self._server = await serve(self.node_ip, port, self.token, self._handle, name="daemon", on_close=self._on_close)
@@ -1084,3 +1087,25 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+OWNER_FILE = "owner.pid"
+
+
+def _sweep_dead_shm_dirs(parent: str) -> None:
+    """Remove shared-memory folders of nodes that died without cleaning up (SIGKILL)."""
+    import psutil
+
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith("solray_")]
+    except OSError:
+        return
+    for name in names:
+        folder = os.path.join(parent, name)
+        try:
+            with open(os.path.join(folder, OWNER_FILE)) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue  # not ours to judge (an older layout, or being created right now)
+        if pid and not psutil.pid_exists(pid):
+            shutil.rmtree(folder, ignore_errors=True)
