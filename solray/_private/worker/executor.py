@@ -49,6 +49,9 @@ class Executor:
     def __init__(self, worker: CoreWorker):
         self.worker = worker
         self.functions: dict[bytes, Any] = {}
+        # Pickled functions as they arrive: the owner sends one only with the first task that
+        # uses it, and that task may be cancelled before it runs (and loads it).
+        self.function_blobs: dict[bytes, bytes] = {}
         self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
         self.actor: Any = None
         self.actor_class_name = ""
@@ -86,6 +89,9 @@ class Executor:
         raise LookupError(f"unknown method {method!r}")
 
     def _route(self, conn: Connection, msg: dict, fut: asyncio.Future) -> None:
+        blob = msg.get("fb")
+        if blob is not None:
+            self.function_blobs.setdefault(msg["f"], blob)
         if msg["k"] == ACTOR_TASK:
             group = msg.get("cg") or self.method_groups.get(msg["m"], "")
             if self.actor_loop is not None:
@@ -255,7 +261,7 @@ class Executor:
         fid = msg["f"]
         fn = self.functions.get(fid)
         if fn is None:
-            blob = msg.get("fb")
+            blob = msg.get("fb") or self.function_blobs.get(fid)
             if blob is None:
                 raise exceptions.RaySystemError(f"function {msg['n']} was never sent to this worker")
             fn = self.functions[fid] = serializer.loads_function(blob)
