@@ -223,8 +223,10 @@ def test_dashboard_http_api_needs_the_token_and_matches_the_driver_api(head):
         10, "the tasks at the head",
     )
     few = head.get_json("/api/v0/tasks?limit=2")["data"]["result"]
-    assert len(few["result"]) == 2 and few["num_filtered"] == few["num_after_truncation"] == len(every["result"]) > 2
-    assert few["total"] == every["total"]
+    # Events of earlier calls may still arrive between the two requests: counts only grow.
+    assert len(few["result"]) == 2 and few["num_filtered"] == few["num_after_truncation"]
+    assert few["num_filtered"] >= len(every["result"]) > 2
+    assert few["total"] >= every["total"]
 
     status, body, _ = head.get("/api/v0/actors?filter_keys=bogus&filter_predicates=%3D&filter_values=1")
     assert status == 400 and json.loads(body)["result"] is False
