@@ -23,20 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from _engine import import_engine  # noqa: E402  (a sibling module: run as a script)
+
 MB = 1 << 20
 GB = 1 << 30
 
-
-def import_engine(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if name != "solray":
-            raise
-    sys.path.append(str(ROOT))
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
-    return importlib.import_module(name)
 
 
 class Bench:

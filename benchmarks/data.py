@@ -13,30 +13,14 @@ or grows every dataset (1.0: the sizes in the table printed by ``--list``).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def import_engine(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if name != "solray":
-            raise
-    sys.path.append(str(ROOT))
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
-    return importlib.import_module(name)
-
+from _engine import import_engine  # noqa: E402  (a sibling module: run as a script)
 
 ENGINE = os.environ.get("RAYMOD", "solray")
 ray = import_engine(ENGINE)

@@ -244,16 +244,22 @@ def _sample_boundaries(ex, bundles, key: str, num_parts: int) -> list:
     return _boundaries(samples, num_parts)
 
 
+def _nonempty_with_keys(bundles: list, keys: list[str], what: str) -> list:
+    """The bundles that hold rows, after checking the dataset has every key column."""
+    bundles = [b for b in bundles if b.num_rows]
+    schema = bundles[0].schema if bundles else None
+    if schema is not None:
+        missing = [k for k in keys if k not in schema.names]
+        if missing:
+            raise ValueError(f"{what} key(s) {missing} not found; the dataset has columns {schema.names}")
+    return bundles
+
+
 def sort_bulk(keys: list[str], descending: list[bool], boundaries: list | None = None):
     def run(bundles, ex, op):
-        bundles = [b for b in bundles if b.num_rows]
+        bundles = _nonempty_with_keys(bundles, keys, "sort")
         if not bundles:
             return []
-        schema = bundles[0].schema
-        if schema is not None:
-            missing = [k for k in keys if k not in schema.names]
-            if missing:
-                raise ValueError(f"sort key(s) {missing} not found; the dataset has columns {schema.names}")
         if boundaries is not None:
             bounds = list(boundaries)
         else:
@@ -321,14 +327,9 @@ def group_partition_bulk(keys: list[str], num_partitions: int | None):
     """Range-partition by the first key and sort each partition: whole groups per block."""
 
     def run(bundles, ex, op):
-        bundles = [b for b in bundles if b.num_rows]
+        bundles = _nonempty_with_keys(bundles, keys, "groupby")
         if not bundles:
             return []
-        schema = bundles[0].schema
-        if schema is not None:
-            missing = [k for k in keys if k not in schema.names]
-            if missing:
-                raise ValueError(f"groupby key(s) {missing} not found; the dataset has columns {schema.names}")
         n = num_partitions or len(bundles)
         bounds = _sample_boundaries(ex, bundles, keys[0], n)
         n = len(bounds) + 1
