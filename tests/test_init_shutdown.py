@@ -168,11 +168,12 @@ DRIVER = textwrap.dedent(
     pid = ray.get(shout.remote(1))
     a = Talker.remote()
     apid = ray.get(a.talk.remote())
-    print("PIDS", pid, apid)
-    print("SESSION", ray.get_runtime_context().gcs_address)
+    # One write per line: the driver prints worker output from another thread.
+    sys.stdout.write(f"PIDS {pid} {apid}\\n")
+    sys.stdout.write(f"SESSION {ray.get_runtime_context().gcs_address}\\n")
     import glob, os
     session = ray._private.api._cluster["info"]["session_dir"]
-    print("LOGS", len(glob.glob(os.path.join(session, "logs", "worker-*.log"))))
+    sys.stdout.write(f"LOGS {len(glob.glob(os.path.join(session, 'logs', 'worker-*.log')))}\\n")
     sys.stdout.flush()
     ray.shutdown()
     """

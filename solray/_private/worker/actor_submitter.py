@@ -241,6 +241,7 @@ class ActorTaskSubmitter:
         st.inflight.pop(spec.task_id, None)
         exc = fut.exception() if not fut.cancelled() else ConnectionError("cancelled")
         if exc is None:
+            self.worker.print_task_output(fut.result())
             if spec.cancelled:
                 # Cancelled while running on a sync actor, which finished it regardless.
                 self._fail(spec, exceptions.TaskCancelledError(spec.task_id.hex()))

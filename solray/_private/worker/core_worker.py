@@ -417,6 +417,11 @@ class CoreWorker:
 
         print_worker_logs(payload)
 
+    def print_task_output(self, reply: dict) -> None:
+        """Print the output a task sent along with its reply (only replies to the driver)."""
+        if "logs" in reply:
+            self._h_logs(reply.pop("logs"))
+
     def _h_infeasible(self, payload):
         print(f"\x1b[33m(scheduler)\x1b[0m Warning: {payload}", file=sys.stderr, flush=True)
 

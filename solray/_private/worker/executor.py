@@ -155,7 +155,7 @@ class Executor:
         if msg["k"] == NORMAL_TASK and msg.get("mc") and self.calls >= msg["mc"]:
             reply["x"] = 1
             exit_after = True
-        self._send_reply(fut, reply)
+        self._send_reply(fut, reply, msg["o"])
         if exit_after:
             self._exit_soon(intended=True)
 
@@ -238,14 +238,27 @@ class Executor:
                 reply = self._package_error(msg, e)
             finally:
                 self.cancelled.discard(task_id)
-        self._send_reply(fut, reply)
+        self._send_reply(fut, reply, msg["o"])
 
-    def _send_reply(self, fut: asyncio.Future, reply: dict) -> None:
+    def _send_reply(self, fut: asyncio.Future, reply: dict, caller: str) -> None:
         def set_reply():
             if not fut.done():
+                if caller == self.worker.driver_address:
+                    # The task's output rides with its result, so the driver prints it
+                    # before ray.get returns (and before a quick shutdown can lose it).
+                    self._attach_pending_logs(reply)
                 fut.set_result(reply)
 
         self.worker.loop.call_soon_threadsafe(set_reply)
+
+    @staticmethod
+    def _attach_pending_logs(reply: dict) -> None:
+        from solray._private.worker import logs
+
+        if logs.has_sender():
+            batch = logs.take_pending()
+            if batch:
+                reply["logs"] = batch
 
     # ---- pieces ------------------------------------------------------------------------
     def _apply_resources(self, msg: dict) -> None:

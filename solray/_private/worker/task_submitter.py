@@ -299,6 +299,7 @@ class NormalTaskSubmitter:
             self._pump(ks)
             return
         reply = fut.result()
+        self.worker.print_task_output(reply)
         if reply.get("x"):  # the worker reached max_calls and exits
             self._drop_lease(ks, lease, worker_dead=True)
         else:
