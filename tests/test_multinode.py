@@ -206,3 +206,45 @@ def test_prints_on_other_nodes_reach_the_driver(cl, capfd):
         return "hello from b" in "".join(seen)
 
     wait_for(check, 10, "the task's print on the driver")
+
+
+def test_working_dir_and_py_modules_reach_tasks_on_other_nodes(cl, tmp_path):
+    """The driver uploads its folders at init; node b unpacks them for its workers (the
+    originals are deleted first, so nothing can come from the driver's disk)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "wd_helper.py").write_text("VALUE = 42\n")
+    (work / "data.txt").write_text("from the working dir")
+    lib = tmp_path / "mylib"
+    lib.mkdir()
+    (lib / "__init__.py").write_text("NAME = 'mylib'\n")
+    script = textwrap.dedent(
+        f"""
+        import os, shutil
+        import solray as ray
+        ray.init(address={cl.cluster.address!r},
+                 runtime_env={{"working_dir": {str(work)!r}, "py_modules": [{str(lib)!r}]}})
+        shutil.rmtree({str(tmp_path)!r})
+        @ray.remote(resources={{"b": 1}})
+        def use_files():
+            import mylib, wd_helper
+            with open("data.txt") as f:
+                return wd_helper.VALUE, mylib.NAME, f.read(), os.getcwd()
+        print("RESULT", ray.get(use_files.remote()))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=dict(os.environ), cwd="/"
+    )
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, out.stderr
+    value, name, text, cwd = eval(line[0][len("RESULT "):])
+    assert (value, name, text) == (42, "mylib", "from the working dir")
+    assert "node-127.0.0.2" in cwd  # unpacked in node b's own session folder
+
+
+def test_missing_working_dir_is_a_clear_error_at_init(tmp_path):
+    script = "import solray as ray; ray.init(num_cpus=1, runtime_env={'working_dir': %r})" % str(tmp_path / "nope")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "is not a package URI nor a folder" in out.stderr and "nope" in out.stderr

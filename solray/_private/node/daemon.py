@@ -26,9 +26,11 @@ import msgpack
 from solray._private import config, ids
 from solray._private.node import log_files, state_report
 from solray._private.node.env_workers import EnvWorkerSpawner
+from solray._private.node.packages import NodePackages
 from solray._private.node.transfer import TransferServer
 from solray._private.node.transfer import fetch as transfer_fetch
 from solray._private.rpc.connection import Connection, RpcError, connect, serve
+from solray._private.runtime_env import packaging
 from solray._private.scheduling.bundles import BundleTable, uses_group
 from solray._private.scheduling.labels import NODE_ID_LABEL, matches
 from solray._private.scheduling.resources import NodeResources, cpu_part, describe, fits, normalize
@@ -133,6 +135,7 @@ class NodeDaemon:
         self._zygote_replies: asyncio.Queue | None = None
         self._worker_base: dict = {}  # what every worker's configuration starts with
         self.env_workers = EnvWorkerSpawner(self)  # workers of pip runtime environments
+        self.packages = NodePackages(self.session_dir, self._kv_get)  # working_dir / py_modules
         self._warned_infeasible: set[str] = set()
         self.cluster_view: dict[str, dict] = {}  # node_id -> {address, total, available, alive}
         self._spread_next = 0
@@ -465,12 +468,36 @@ class NodeDaemon:
             "sys_path": job.get("sys_path") or [],
             "task_pip": pip,  # what its tasks' children inherit
         }
-        env_pip = pip or (job.get("runtime_env") or {}).get("pip")
+        if packaging.package_uris(cfg["runtime_env"]):
+            asyncio.get_running_loop().create_task(self._start_with_packages(w, cfg, pip))
+        else:
+            self._launch_worker(w, cfg, pip)
+        return w
+
+    def _launch_worker(self, w: WorkerRecord, cfg: dict, pip: dict | None) -> None:
+        env_pip = pip or cfg["runtime_env"].get("pip")
         if env_pip:
             self.env_workers.start(w, {**self._worker_base, **cfg}, env_pip)
         else:
             self._zygote_send(cfg)
-        return w
+
+    async def _start_with_packages(self, w: WorkerRecord, cfg: dict, pip: dict | None) -> None:
+        """Unpack the job's working_dir/py_modules here first: the worker starts in them."""
+        try:
+            cfg["runtime_env"] = await self.packages.localize(cfg["runtime_env"])
+        except Exception as e:  # noqa: BLE001 - any failure fails the worker's lease with its cause
+            msg = f"runtime_env working_dir/py_modules could not be set up on node {self.node_id}: {e}"
+            logger.error("%s", msg)
+            self.env_setup_failed(w, msg)
+            return
+        if w.state == DEAD or self.stopping:
+            return
+        self._launch_worker(w, cfg, pip)
+
+    async def _kv_get(self, namespace: str, key: bytes) -> bytes | None:
+        if self.control is None or self.control.closed:
+            raise ConnectionError("not connected to the control service")
+        return await self.control.request("kv_get", [namespace, key])
 
     def env_setup_failed(self, w: WorkerRecord, message: str) -> None:
         """The pip environment of a starting worker could not be built: fail its lease."""

@@ -190,3 +190,42 @@ def unpack(data: bytes, cache_dir: str, uri: str) -> str:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# ---------------------------------------------------------------------------- the cluster side
+def package_uris(runtime_env: dict | None) -> list[str]:
+    """The package URIs a runtime_env names (its working_dir and py_modules)."""
+    env = runtime_env or {}
+    values = [env.get("working_dir")] + list(env.get("py_modules") or ())
+    return [v for v in values if v and is_package_uri(v)]
+
+
+async def upload_local_folders(runtime_env: dict, kv_put) -> dict:
+    """A driver's runtime_env with its local working_dir/py_modules replaced by package URIs.
+
+    Each folder is zipped (off the IO loop) and stored once under its content hash through
+    ``kv_put(namespace, key, value, overwrite)``, so every node can fetch it: a task on any
+    node runs in the same files, as Ray's do.
+    """
+    import asyncio
+
+    async def upload(path: str, include_parent_dir: bool) -> str:
+        if is_package_uri(path):
+            return path
+        if not os.path.exists(path):
+            raise ValueError(
+                f"runtime_env: {path!r} is not a package URI nor a folder or .zip file on this "
+                "machine (clients upload local folders before submitting)"
+            )
+        uri, data = await asyncio.to_thread(
+            package_local_path, path, runtime_env.get("excludes"), include_parent_dir
+        )
+        await kv_put(KV_NAMESPACE_PACKAGES, uri.encode(), data, False)
+        return uri
+
+    env = dict(runtime_env)
+    if env.get("working_dir"):
+        env["working_dir"] = await upload(env["working_dir"], False)
+    if env.get("py_modules"):
+        env["py_modules"] = [await upload(m, True) for m in env["py_modules"]]
+    return env

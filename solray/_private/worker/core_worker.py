@@ -29,6 +29,7 @@ from solray._private.objects.memory_store import Entry, MemoryStore
 from solray._private.objects.object_ref import ObjectRef, ObjectRefGenerator
 from solray._private.objects.reference_counter import ReferenceCounter
 from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
+from solray._private.runtime_env import packaging
 from solray._private.serialization import serializer
 from solray._private.serialization.serializer import SerializedObject
 from solray._private.worker import state_report
@@ -182,6 +183,11 @@ class CoreWorker:
             host, int(port), self.token, self._handle, name="control", on_close=self._on_control_lost
         )
         if self.mode == DRIVER:
+            if self.runtime_env.get("working_dir") or self.runtime_env.get("py_modules"):
+                # Local folders become packages every node can fetch.
+                self.runtime_env = await packaging.upload_local_folders(
+                    self.runtime_env, lambda *a: self.control.request("kv_put", list(a))
+                )
             info = await self.control.request(
                 "register_job",
                 {

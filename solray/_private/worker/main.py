@@ -23,9 +23,13 @@ def worker_main(cfg: dict) -> None:
     site_dirs = [p for p in missing if os.path.basename(p) in ("site-packages", "dist-packages")]
     sys.path[:0] = [p for p in missing if p not in site_dirs]
     sys.path += site_dirs
-    # runtime_env working_dir (a folder on this node, as the job manager unpacked it):
-    # tasks run in it and import from it, as Ray's do.
-    working_dir = (cfg.get("runtime_env") or {}).get("working_dir")
+    # runtime_env working_dir and py_modules (folders on this node, as the daemon unpacked
+    # them): tasks run in the first and import from both, as Ray's do.
+    runtime_env = cfg.get("runtime_env") or {}
+    for folder in runtime_env.get("py_modules") or ():
+        if os.path.isdir(folder) and folder not in sys.path:
+            sys.path.insert(0, folder)
+    working_dir = runtime_env.get("working_dir")
     if working_dir and os.path.isdir(working_dir):
         os.chdir(working_dir)
         if working_dir not in sys.path:

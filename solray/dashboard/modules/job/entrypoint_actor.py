@@ -76,12 +76,12 @@ def _node_env(spec: dict) -> tuple[dict, str | None]:
     env = dict(spec["env"])
     cwd = spec.get("cwd")
     runtime_env = spec.get("runtime_env") or {}
-    if cwd and not os.path.isdir(cwd) and runtime_env.get("working_dir"):
-        cwd = _unpack_here(runtime_env["working_dir"])
-        env["PYTHONPATH"] = os.pathsep.join([cwd] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != spec.get("cwd")])
-        driver_env = json.loads(env.get("SOLRAY_JOB_RUNTIME_ENV") or "{}")
-        driver_env["working_dir"] = cwd
-        env["SOLRAY_JOB_RUNTIME_ENV"] = json.dumps(driver_env)
+    packages = json.loads(env.get("SOLRAY_JOB_RUNTIME_ENV") or "{}")  # as package URIs
+    if cwd and not os.path.isdir(cwd) and packages.get("working_dir"):
+        cwd = _unpack_here(packages["working_dir"])
+    here = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isdir(p)]
+    modules = [_unpack_here(uri) for uri in packages.get("py_modules") or ()]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(([cwd] if cwd else []) + modules + here))
     venv = env.get("VIRTUAL_ENV")
     if runtime_env.get("pip") and venv and not os.path.isdir(venv):
         from solray._private.worker import state

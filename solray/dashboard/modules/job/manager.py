@@ -318,6 +318,8 @@ class JobManager:
     async def _prepare(self, record: dict) -> tuple[dict, str | None]:
         """Resolve the runtime environment: the entrypoint's env vars and working folder."""
         runtime_env = dict(record["info"].get("runtime_env") or {})
+        # Head-local folders become packages too: the job's tasks on other nodes fetch them.
+        runtime_env = await packaging.upload_local_folders(runtime_env, self.control.kv_put)
         cwd = None
         working_dir = runtime_env.get("working_dir")
         if working_dir:
@@ -336,13 +338,9 @@ class JobManager:
             RAY_JOB_SUBMISSION_ID=record["submission_id"],
             PYTHONUNBUFFERED="1",
         )
-        # The job's drivers hand this runtime_env to their tasks and actors (env_vars,
-        # working_dir already unpacked on this node).
+        # The job's drivers hand this runtime_env to their tasks and actors (package URIs:
+        # each node unpacks them for its workers).
         driver_env = {k: v for k, v in runtime_env.items() if k in ("env_vars", "working_dir", "py_modules", "excludes")}
-        if cwd:
-            driver_env["working_dir"] = cwd
-        if py_modules:
-            driver_env["py_modules"] = py_modules
         paths = ([cwd] if cwd else []) + py_modules
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -361,23 +359,15 @@ class JobManager:
         env["SOLRAY_JOB_RUNTIME_ENV"] = json.dumps(driver_env)
         return env, cwd
 
-    async def _resolve_working_dir(self, working_dir: str) -> str:
-        """A working_dir or py_module: a package URI (unpacked here once) or a head-local folder."""
-        if not packaging.is_package_uri(working_dir):
-            path = os.path.abspath(os.path.expanduser(working_dir))
-            if not os.path.isdir(path):
-                raise ValueError(
-                    f"working_dir {working_dir!r} is not a package URI or a folder on the head node "
-                    "(clients upload local folders before submitting)."
-                )
-            return path
-        protocol, _ = packaging.parse_uri(working_dir)
+    async def _resolve_working_dir(self, uri: str) -> str:
+        """A working_dir or py_module package, unpacked on the head once."""
+        protocol, _ = packaging.parse_uri(uri)
         if protocol != packaging.GCS_PROTOCOL:
             raise ValueError(f"working_dir URIs with protocol {protocol!r} are not supported; upload the folder instead.")
-        data = await self.control.kv_get(packaging.KV_NAMESPACE_PACKAGES, working_dir.encode())
+        data = await self.control.kv_get(packaging.KV_NAMESPACE_PACKAGES, uri.encode())
         if data is None:
-            raise ValueError(f"Package {working_dir} was never uploaded (PUT /api/packages/gcs/<name>).")
-        return await asyncio.to_thread(packaging.unpack, data, self.package_cache, working_dir)
+            raise ValueError(f"Package {uri} was never uploaded (PUT /api/packages/gcs/<name>).")
+        return await asyncio.to_thread(packaging.unpack, data, self.package_cache, uri)
 
     # ------------------------------------------------------------------ stop / delete
     async def stop(self, sid: str) -> bool:
