@@ -649,11 +649,12 @@ class Dataset:
                       arrow_open_stream_args=None, filename_provider=None, arrow_parquet_args_fn=None,
                       min_rows_per_file=None, max_rows_per_file=None, ray_remote_args=None, concurrency=None,
                       num_rows_per_file=None, mode="append", **arrow_parquet_args) -> None:
-        """Write one Parquet file per block under the folder ``path``."""
+        """Write one Parquet file per block under the folder ``path`` (with ``partition_cols``:
+        one per block and distinct value under Hive-style ``col=value/`` folders)."""
         from solray.data._internal.datasource.sinks import ParquetDatasink
 
         if partition_cols:
-            raise NotImplementedError("write_parquet(partition_cols=...) is not supported yet")
+            arrow_parquet_args["partition_cols"] = partition_cols
         if arrow_parquet_args_fn is not None:
             arrow_parquet_args["arrow_parquet_args_fn"] = arrow_parquet_args_fn
         self._write_files(ParquetDatasink, path, filesystem=filesystem, try_create_dir=try_create_dir,

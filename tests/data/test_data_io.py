@@ -157,6 +157,24 @@ def test_write_modes_and_min_rows_per_file(ray_data, tmp_path):
         rd.range(10).write_parquet(path, mode="error")
 
 
+def test_write_parquet_partition_cols_round_trip(ray_data, tmp_path):
+    path = str(tmp_path / "parts")
+    rows = [{"year": 2020 + i % 2, "city": ["a b", "c/d", None][i % 3], "v": i} for i in range(12)]
+    rd.from_items(rows, override_num_blocks=3).write_parquet(path, partition_cols=["year", "city"])
+    folders = sorted(os.listdir(path))
+    assert folders == ["year=2020", "year=2021"]
+    assert sorted(os.listdir(os.path.join(path, "year=2020"))) == [
+        "city=__HIVE_DEFAULT_PARTITION__", "city=a%20b", "city=c%2Fd"]
+    one = os.path.join(path, "year=2021", "city=a%20b")
+    assert all(pq.read_table(os.path.join(one, f)).column_names == ["v"] for f in os.listdir(one))
+    back = rd.read_parquet(path).take_all()
+    assert sorted(r["v"] for r in back) == list(range(12))
+    by_v = {r["v"]: r for r in back}
+    assert str(by_v[3]["year"]) == "2021" and by_v[0]["city"] == "a b" and by_v[1]["city"] == "c/d"
+    with pytest.raises(ValueError, match="nope"):
+        rd.from_items(rows).write_parquet(str(tmp_path / "bad"), partition_cols=["nope"])
+
+
 def test_read_images_needs_pillow(ray_data, tmp_path):
     PIL = pytest.importorskip("PIL.Image")
     img = PIL.fromarray(np.zeros((4, 5, 3), dtype=np.uint8))

@@ -117,7 +117,42 @@ class FileDatasink(Datasink):
 
 
 class ParquetDatasink(FileDatasink):
+    """Parquet files; with ``partition_cols``, Hive-style folders ``col=value/`` per distinct
+    combination of those columns (which the files then leave out, as pyarrow's datasets do)."""
+
     file_format = "parquet"
+
+    def __init__(self, path: str, *, partition_cols: list[str] | None = None, **kwargs):
+        super().__init__(path, **kwargs)
+        if isinstance(partition_cols, str):
+            partition_cols = [partition_cols]
+        self.partition_cols = list(partition_cols or ())
+
+    def write(self, blocks, ctx) -> list[str]:
+        if not self.partition_cols or self.skip:
+            return super().write(blocks, ctx)
+        import pyarrow.compute as pc
+
+        written = []
+        for i, table in enumerate(self._groups(blocks)):
+            missing = [c for c in self.partition_cols if c not in table.column_names]
+            if missing:
+                raise ValueError(f"write_parquet(partition_cols=...): no column(s) {missing} in {table.column_names}")
+            keys = table.select(self.partition_cols).group_by(self.partition_cols).aggregate([])
+            for key in keys.to_pylist():
+                mask = None
+                for col, value in key.items():
+                    match = pc.is_null(table[col]) if value is None else pc.equal(table[col], value)
+                    mask = match if mask is None else pc.and_(mask, match)
+                part = table.filter(mask).drop_columns(self.partition_cols)
+                folder = "/".join(f"{c}={_partition_value(key[c])}" for c in self.partition_cols)
+                name = self.filename_provider.get_filename_for_block(part, self.write_uuid, ctx.task_idx, i)
+                full = f"{self.path.rstrip('/')}/{folder}/{name}"
+                self.fs.create_dir(f"{self.path.rstrip('/')}/{folder}", recursive=True)
+                with self.fs.open_output_stream(full, **self.open_stream_args) as f:
+                    self.write_block(part, f)
+                written.append(full)
+        return written
 
     def write_block(self, table, f):
         import pyarrow.parquet as pq
@@ -127,6 +162,15 @@ class ParquetDatasink(FileDatasink):
         if fn is not None:
             args.update(fn())
         pq.write_table(table, f, **args)
+
+
+def _partition_value(value) -> str:
+    """A folder-safe rendering of a partition value (Hive's default name for nulls)."""
+    if value is None:
+        return "__HIVE_DEFAULT_PARTITION__"
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
 
 
 class CSVDatasink(FileDatasink):
