@@ -369,12 +369,15 @@ class Dataset:
         return train, test
 
     def streaming_split(self, n: int, *, equal: bool = False, locality_hints=None) -> list[DataIterator]:
-        """``n`` iterators that share one streaming execution (e.g. one per Train worker)."""
+        """``n`` iterators that share one streaming execution (e.g. one per Train worker).
+
+        ``locality_hints``: one node id per split; each split then gets, where it can, the
+        blocks already on its node (when ``equal=False``)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"streaming_split: n must be a positive int, got {n!r}")
         from solray.data._internal.split import make_streaming_split
 
-        return make_streaming_split(self, n, equal)
+        return make_streaming_split(self, n, equal, locality_hints)
 
     # ------------------------------------------------------------------------------------
     # Consumption

@@ -23,3 +23,16 @@ def test_pipeline_across_two_nodes(tmp_path):
         assert len(counts) == 2 and sum(counts.values()) == 2000
         its = rd.range(100, override_num_blocks=4).streaming_split(2, equal=True)
         assert sum(len(list(it.iter_rows())) for it in its) == 100
+
+
+def test_streaming_split_locality_hints_deliver_every_row_once():
+    with start_cluster(head_cpus=1, nodes=({"num_cpus": 1},)) as cluster:
+        nodes = [n.node_id for n in cluster.list_all_nodes()]
+        payload = np.zeros(64 * 1024, dtype=np.uint8)  # blocks live in shared memory, on a node
+
+        def tag(batch):
+            return {"id": batch["id"], "pad": np.stack([payload] * len(batch["id"]))}
+
+        its = rd.range(64, override_num_blocks=16).map_batches(tag).streaming_split(2, locality_hints=nodes)
+        got = [r["id"] for it in its for r in it.iter_rows()]
+        assert sorted(got) == list(range(64))

@@ -84,7 +84,7 @@ def unpack_bundle(bundle: RefBundle, fmt: str, column: str | None = None) -> lis
 class SplitCoordinator:
     """Actor owning one streaming execution shared by ``n`` consumers."""
 
-    def __init__(self, dataset, n: int, equal: bool, context=None):
+    def __init__(self, dataset, n: int, equal: bool, context=None, locality_hints=None, node_of=None):
         if context is not None:  # execute with the driver's settings
             from solray.data.context import DataContext
 
@@ -92,6 +92,8 @@ class SplitCoordinator:
         self._dataset = dataset
         self._n = n
         self._equal = equal
+        self._hints = list(locality_hints) if locality_hints else None
+        self._node_of = node_of or _node_of
         self._epoch = 0
         self._finished: set[int] = set(range(n))  # splits done with the current epoch
         self._start_epoch_state()
@@ -129,21 +131,35 @@ class SplitCoordinator:
             return None
         if split in self._finished:
             return None
-        b = self._next_equal(split) if self._equal else self._next_any()
+        b = self._next_equal(split) if self._equal else self._next_any(split)
         if b is None:
             self._finished.add(split)
             return None
         self._given[split] += b.num_rows
         return b
 
-    def _next_any(self):
+    def _next_any(self, split: int):
         if not self._buffer and not self._upstream_done:
             self._pull()
-        if self._buffer:
+        if not self._buffer:
+            return None
+        b = self._local_bundle(split) if self._hints else None
+        if b is None:
             b = self._buffer.popleft()
-            self._buffered_rows -= b.num_rows
-            return b
-        return None
+        self._buffered_rows -= b.num_rows
+        return b
+
+    def _local_bundle(self, split: int):
+        """A buffered bundle whose block is on ``split``'s hinted node, reading ahead a
+        little (at most ``n`` bundles buffered) to find one; None when there is none."""
+        hint = self._hints[split]
+        while True:
+            for i, b in enumerate(self._buffer):
+                if self._node_of(b.ref) == hint:
+                    del self._buffer[i]
+                    return b
+            if self._upstream_done or len(self._buffer) >= self._n or not self._pull():
+                return None
 
     def _can_assign(self, split: int, rows: int) -> bool:
         after = self._given[split] + rows
@@ -216,11 +232,21 @@ class StreamSplitDataIterator(DataIterator):
         return f"DataIterator(streaming_split {self._index + 1}/{self._n})"
 
 
-def make_streaming_split(dataset, n: int, equal: bool) -> list[StreamSplitDataIterator]:
+def _node_of(ref) -> str | None:
+    """The node holding an object this process owns (None while inline or unknown)."""
+    from solray._private.worker import state
+
+    entry = state.get_core_worker().store.get(ref.binary())
+    return entry.location[0] if entry is not None and entry.location else None
+
+
+def make_streaming_split(dataset, n: int, equal: bool, locality_hints=None) -> list[StreamSplitDataIterator]:
     from solray.data._internal.runtime import ensure_initialized
     from solray.data.context import DataContext
 
     ensure_initialized()
     actor_cls = solray.remote(SplitCoordinator)
-    coord = actor_cls.options(num_cpus=0).remote(dataset, n, equal, DataContext.get_current())
+    if locality_hints is not None and len(locality_hints) != n:
+        raise ValueError(f"streaming_split: locality_hints has {len(locality_hints)} entries for n={n} splits")
+    coord = actor_cls.options(num_cpus=0).remote(dataset, n, equal, DataContext.get_current(), locality_hints)
     return [StreamSplitDataIterator(coord, i, n) for i in range(n)]
