@@ -222,12 +222,6 @@ class NormalTaskSubmitter:
     def _lease_idle(self, ks: KeyState, lease: Lease) -> None:
         if lease.dead:
             return
-        if ks.request_payload.get("strategy") == "SPREAD" and lease.busy is None and lease.conn is not None and lease.grant.get("used"):
-            # SPREAD places every task anew, so a lease serves one task.
-            self._drop_lease(ks, lease)
-            self._pump(ks)
-            return
-        lease.grant["used"] = True
         if ks.queue:
             self._push(ks, lease, ks.queue.popleft())
             return
