@@ -531,3 +531,24 @@ def test_get_duplicate_refs(ray_shared):
         gate.wait_arrivals(1)
         gate.release()
         assert ray.get([pending, pending], timeout=30) == ["later", "later"]
+
+
+@ray.remote
+def first_and_sum(a):
+    return float(a[0]), float(a.sum())
+
+
+def test_recycled_object_files_hold_each_new_value(ray_shared):
+    """Puts of one size reuse freed files (the writer refills them through a mapping it
+    keeps): every task must see its own values, and an array still held from an earlier
+    get must never change under its reader."""
+    n = 3 * (1 << 20)  # 24 MB of float64: above the recycling threshold
+    held_ref = ray.put(np.full(n, -1.0))
+    held = ray.get(held_ref)
+    del held_ref  # freed while `held` still maps it: its file must not be recycled
+    for i in range(12):
+        ref = ray.put(np.full(n, float(i)))
+        assert ray.get(first_and_sum.remote(ref)) == (float(i), float(i) * n)
+        del ref
+        gc.collect()
+    assert held[0] == -1.0 and held[-1] == -1.0 and float(held.sum()) == -float(n)

@@ -932,12 +932,8 @@ class NodeDaemon:
             return False
         path = self._path(oid)
         for info in self.clients.values():
-            try:
-                with open(f"/proc/{info['pid']}/maps") as f:
-                    if path in f.read():
-                        return False
-            except OSError:
-                continue
+            if _maps_for_reading(info["pid"], path):
+                return False
         dst = os.path.join(self.pool_dir, oid.hex())
         try:
             os.rename(path, dst)
@@ -1136,3 +1132,16 @@ def _sweep_dead_shm_dirs(parent: str) -> None:
             continue  # not ours to judge (an older layout, or being created right now)
         if pid and not psutil.pid_exists(pid):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _maps_for_reading(pid: int, path: str) -> bool:
+    """Whether process ``pid`` maps ``path`` read-only: a reader that would see a recycled
+    file change under it. Writable mappings are writers' own (kept to refill the file)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                if line.rstrip("\n").endswith(path) and line.split(None, 2)[1][1] != "w":
+                    return True
+    except OSError:
+        pass
+    return False
