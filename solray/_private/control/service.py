@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from solray._private.control.demand import resource_demand
 from solray._private.control.observability import Observability
 from solray._private.control.placement_groups import PlacementGroupManager
 from solray._private.control.storage import ControlStore
@@ -112,6 +113,7 @@ class ControlService:
             "kv_get": self._h_kv_get,
             "kv_del": self._h_kv_del,
             "kv_keys": self._h_kv_keys,
+            "get_resource_demand": lambda conn, p: resource_demand(self),  # the autoscaler's input
             "ping": lambda conn, p: "pong",
         }
         self.pgs = PlacementGroupManager(self)
@@ -186,6 +188,7 @@ class ControlService:
             return
         node["last_heartbeat"] = time.monotonic()
         node["pending_demands"] = beat.get("pending") or {}
+        node["pending_resources"] = beat.get("demand") or []
         node["object_store_used"] = beat.get("object_store_used", 0)
         total = beat.get("total")
         if node["resources_available"] != beat["available"] or (total is not None and total != node["resources_total"]):

@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 
 from solray._private import config, ids
-from solray._private.node import log_files, state_report
+from solray._private.node import drain, log_files, state_report
 from solray._private.node.env_workers import EnvWorkerSpawner
 from solray._private.node.packages import NodePackages
 from solray._private.node.transfer import TransferServer
@@ -182,6 +182,7 @@ class NodeDaemon:
             "reserve_bundles": self._h_reserve_bundles,
             "return_bundles": self._h_return_bundles,
             "pg_removed": self._h_pg_removed,
+            "drain": lambda conn, p: drain.drain_node(self),  # the autoscaler removes this node
             "list_workers": lambda conn, p: state_report.list_workers(self),
             "list_objects": lambda conn, p: state_report.list_objects(self, p),
             "list_logs": lambda conn, p: log_files.list_logs(os.path.join(self.session_dir, "logs"), p),
@@ -278,6 +279,9 @@ class NodeDaemon:
                 "available": self.resources.available,
                 "total": self.resources.total,
                 "pending": self.pending_demands(),
+                # Each queued request's resources, for the autoscaler (placement groups' tasks
+                # wait for their group, which the control service reports itself).
+                "demand": [req.demand for req in self.pending if _pg_of(req) is None],
                 "object_store_used": self.object_bytes,
             }
             now = time.monotonic()

@@ -363,6 +363,7 @@ class CoreWorker:
             "infeasible": self._h_infeasible,
             "oom_killed": self.submitter.on_oom_killed,
             "reconstruct_object": self._h_reconstruct_object,
+            "object_moved": self._h_object_moved,
             "state_objects": lambda p: state_report.owned_objects(self),
             "ping": lambda p: "pong",
         }
@@ -817,6 +818,15 @@ class CoreWorker:
         for r in spec.return_refs:
             self.store.reset(r)
         self.schedule(lambda: self.submitter.resubmit(spec))
+        return True
+
+    def _h_object_moved(self, payload) -> bool:
+        """A draining node copied one of our objects elsewhere before leaving (autoscaler)."""
+        oid, location, old_node = payload
+        e = self.store.get(oid)
+        if e is None or e.location is None or e.location[0] != old_node:
+            return False
+        e.location = location
         return True
 
     async def _h_reconstruct_object(self, oid: bytes):
