@@ -105,6 +105,7 @@ class ActorClass:
         resources = opts.task_resources(options, 0.0)
         strategy, resources, placement = submission.resolve(worker, options, resources, f"actor {self.__name__}")
         env_vars = opts.env_vars_of(options)
+        packages = opts.packages_of(options)
         namespace = options.get("namespace") or worker.namespace
         meta = {
             "class_name": self.__name__,
@@ -130,8 +131,9 @@ class ActorClass:
             "strategy": strategy,
             "placement": placement,
             "env_vars": env_vars,
-            "env_key": opts.env_key(env_vars, opts.pip_of(options)),
+            "env_key": opts.env_key(env_vars, opts.pip_of(options), packages),
             "pip": opts.pip_of(options),
+            "packages": packages,
             "opts": {
                 "max_concurrency": options.get("max_concurrency"),
                 "concurrency_groups": groups,

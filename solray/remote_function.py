@@ -56,7 +56,8 @@ class RemoteFunction:
         env_vars = opts.env_vars_of(options)
         strategy, resources, placement = submission.resolve(worker, options, resources, f"task {name}")
         pip = opts.pip_of(options)
-        env_key = opts.env_key(env_vars, pip)
+        packages = opts.packages_of(options)
+        env_key = opts.env_key(env_vars, pip, packages)
         sched_key = (tuple(sorted(resources.items())), env_key, repr(strategy))
         max_retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
         retry_exc = options.get("retry_exceptions", False)
@@ -88,6 +89,8 @@ class RemoteFunction:
         }
         if pip:
             request["pip"] = pip
+        if packages:
+            request["packages"] = packages
         if options.get("max_calls"):
             spec.options = dict(options)
         return submit_and_return(worker, task_id, num_returns, refs, lambda: worker.submitter.submit(spec, request))

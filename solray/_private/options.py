@@ -142,11 +142,41 @@ def pip_of(options: dict) -> dict | None:
     return getattr(worker, "inherited_pip", None)
 
 
-def env_key(env_vars: dict, pip: dict | None) -> str:
+# (cluster, folders) -> their package URIs: a folder is zipped and uploaded once per process.
+_UPLOADED_PACKAGES: dict[tuple[str, str], dict] = {}
+
+
+def packages_of(options: dict) -> dict | None:
+    """The working_dir/py_modules a task or actor runs with, as package URIs: its own (local
+    folders are uploaded once per process), else the submitting task's (None: the job's)."""
+    from solray._private.worker import state
+
+    env = options.get("runtime_env") or {}
+    own = {k: env[k] for k in ("working_dir", "py_modules") if env.get(k)}
+    worker = state.get_core_worker()
+    if not own:
+        return getattr(worker, "inherited_packages", None)
+    key = (worker.control_address, repr((sorted(own.items()), env.get("excludes"))))
+    cache = _UPLOADED_PACKAGES
+    if key not in cache:
+        from solray._private.runtime_env import packaging
+
+        uploaded = worker.run_sync(
+            packaging.upload_local_folders(
+                {**own, "excludes": env.get("excludes")}, lambda *a: worker.control.request("kv_put", list(a))
+            )
+        )
+        cache[key] = {k: uploaded[k] for k in own}
+    return cache[key]
+
+
+def env_key(env_vars: dict, pip: dict | None, packages: dict | None = None) -> str:
     """Workers are reused only for tasks of the same environment: this names it."""
     key = repr(sorted(env_vars.items())) if env_vars else ""
     if pip:
         from solray._private.runtime_env import pip as pip_env
 
         key += "|pip:" + pip_env.env_hash(pip)
+    if packages:
+        key += "|pkg:" + repr(sorted(packages.items()))
     return key

@@ -492,6 +492,7 @@ class ControlService:
                     "env_vars": spec.get("env_vars") or {},
                     "env_key": spec.get("env_key") or "",
                     "pip": spec.get("pip"),
+                    "packages": spec.get("packages"),
                     "for_actor": True,
                     "strategy": spec.get("strategy"),
                     "spilled": True,

@@ -43,7 +43,7 @@ STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
 
 
 class WorkerRecord:
-    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor", "env_vars", "pip")
+    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor", "env_vars", "pip", "packages")
 
     def __init__(self, worker_id: str, job_id: int, env_key: str):
         self.worker_id = worker_id
@@ -60,6 +60,7 @@ class WorkerRecord:
         self.is_actor = False
         self.env_vars: dict = {}
         self.pip: dict | None = None  # the pip runtime_env it was started for (its own, not the job's)
+        self.packages: dict | None = None  # its own working_dir/py_modules URIs (not the job's)
 
 
 class Lease:
@@ -76,7 +77,7 @@ class Lease:
 
 
 class LeaseRequest:
-    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape", "strategy", "spilled", "preferred", "pip")
+    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape", "strategy", "spilled", "preferred", "pip", "packages")
 
     def __init__(self, payload: dict, owner: Connection, future: asyncio.Future):
         self.demand = normalize(payload.get("resources"))
@@ -91,6 +92,7 @@ class LeaseRequest:
         self.spilled = bool(payload.get("spilled"))
         self.preferred = payload.get("preferred_node")
         self.pip = payload.get("pip")
+        self.packages = payload.get("packages")
 
 
 class NodeDaemon:
@@ -453,10 +455,13 @@ class NodeDaemon:
                 self._schedule()
         return {"node_id": self.node_id}
 
-    def _start_worker(self, job_id: int, env_key: str, env_vars: dict, pip: dict | None = None) -> WorkerRecord:
+    def _start_worker(
+        self, job_id: int, env_key: str, env_vars: dict, pip: dict | None = None, packages: dict | None = None
+    ) -> WorkerRecord:
         w = WorkerRecord(ids.new_id().hex(), job_id, env_key)
         w.env_vars = dict(env_vars)
         w.pip = pip
+        w.packages = packages
         self.workers[w.worker_id] = w
         job = self.jobs.get(job_id, {})
         job_env = dict((job.get("runtime_env") or {}).get("env_vars") or {})
@@ -468,9 +473,11 @@ class NodeDaemon:
             "namespace": job.get("namespace"),  # get_actor() in tasks looks here by default
             "env_vars": job_env,
             "task_env_vars": dict(env_vars),  # what its tasks' children inherit
-            "runtime_env": job.get("runtime_env") or {},
+            # A task's or actor's own working_dir/py_modules replace the job's.
+            "runtime_env": {**(job.get("runtime_env") or {}), **(packages or {})},
             "sys_path": job.get("sys_path") or [],
             "task_pip": pip,  # what its tasks' children inherit
+            "task_packages": packages,
         }
         if packaging.package_uris(cfg["runtime_env"]):
             asyncio.get_running_loop().create_task(self._start_with_packages(w, cfg, pip))
@@ -572,7 +579,7 @@ class NodeDaemon:
             if w is not None:
                 self._grant(lease, w)
             else:
-                w = self._start_worker(req.job_id, req.env_key, req.env_vars, req.pip)
+                w = self._start_worker(req.job_id, req.env_key, req.env_vars, req.pip, req.packages)
                 w.state = LEASED
                 w.waiting = lease
                 lease.worker = w
@@ -854,7 +861,7 @@ class NodeDaemon:
                     self._release_lease(lease)
                     continue
                 logger.warning("worker %s (pid %s) died while starting; starting another", w.worker_id[:12], w.pid)
-                nw = self._start_worker(w.job_id, w.env_key, w.env_vars, w.pip)
+                nw = self._start_worker(w.job_id, w.env_key, w.env_vars, w.pip, w.packages)
                 nw.state = LEASED
                 nw.waiting = lease
                 lease.worker = nw

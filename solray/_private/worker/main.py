@@ -59,6 +59,7 @@ def worker_main(cfg: dict) -> None:
     state.set_core_worker(worker)
     worker.inherited_env_vars = dict(cfg.get("task_env_vars") or {})
     worker.inherited_pip = cfg.get("task_pip")
+    worker.inherited_packages = cfg.get("task_packages")
     worker.executor = Executor(worker)
     signal.signal(signal.SIGINT, worker.executor.on_sigint)
     worker.on_daemon_lost = lambda: os._exit(1)
