@@ -392,3 +392,39 @@ def test_large_constructor_argument_survives_a_restart_after_the_creator_let_go(
     # Restarted from the same (still pinned) argument.
     total, new_pid = wait_for(restarted, what="the restarted actor")
     assert (total, new_pid != pid) == (1_000_000, True)
+
+
+@solray.remote
+def create_owned_actor(detached_name=None):
+    opts = {"max_restarts": -1}
+    if detached_name:
+        opts.update(name=detached_name, lifetime="detached")
+    actor = Stateful.options(**opts).remote()
+    solray.get(actor.incr.remote())
+    return actor, os.getpid()
+
+
+def test_an_actor_dies_with_the_worker_that_created_it(ray_shared):
+    """Fate-sharing, as in Ray: even max_restarts=-1 does not bring it back; a detached
+    actor created by the same kind of worker survives."""
+    owned, owner_pid = solray.get(create_owned_actor.remote())
+    detached, detached_owner_pid = solray.get(create_owned_actor.remote("survives-its-owner"))
+    assert solray.get(owned.incr.remote()) == 2
+    os.kill(owner_pid, 9)
+    if detached_owner_pid != owner_pid:
+        os.kill(detached_owner_pid, 9)
+    wait_for(lambda: process_gone(owner_pid), what="the owner to exit")
+    errors = []
+
+    def owned_actor_died() -> bool:  # calls sent before the control service saw it may pass
+        try:
+            solray.get(owned.incr.remote())
+            return False
+        except ActorDiedError as e:
+            errors.append(e)
+            return True
+
+    wait_for(owned_actor_died, what="the owned actor to die")
+    assert "owner" in str(errors[-1])
+    assert solray.get(detached.incr.remote()) == 2
+    solray.kill(detached)

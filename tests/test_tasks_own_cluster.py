@@ -143,3 +143,42 @@ def test_runtime_env_of_the_job(ray_start_custom):
 def test_nested_tasks_deeper_than_cpus(ray_start):
     # 2 CPUs, 6 levels: blocked parents lend their CPU to their children.
     assert len(ray.get(nested.remote(6))) == 7
+
+
+@ray.remote(num_cpus=0.25)
+def put_and_return_nested():
+    return [ray.put("owned by a worker")], os.getpid()
+
+
+@ray.remote(num_cpus=0.25)
+def pid_when_released(gate_address):
+    arrive_and_wait(gate_address)
+    return os.getpid()
+
+
+def test_idle_workers_that_own_objects_are_not_reaped(monkeypatch):
+    """Idle workers beyond the CPU count are stopped after a while, oldest first, except
+    those whose exit would lose objects they own (still referenced here)."""
+    monkeypatch.setenv("SOLRAY_IDLE_WORKER_TIMEOUT_S", "0.3")
+    ray.init(num_cpus=1)
+    try:
+        with Gate() as gate:  # three workers at once; the owner's goes idle first
+            refs = [pid_when_released.remote(gate.address) for _ in range(2)]
+            gate.wait_arrivals(2)
+            nested, owner_pid = ray.get(put_and_return_nested.remote())
+        others = set(ray.get(refs))
+        assert owner_pid not in others
+
+        def gone(pid):
+            try:
+                os.kill(pid, 0)
+                return False
+            except ProcessLookupError:
+                return True
+
+        # Idle beyond the CPU count: the owner (idle longest) and one other; the other goes.
+        wait_for(lambda: any(gone(p) for p in others), what="an idle worker to be reaped")
+        assert not gone(owner_pid)
+        assert ray.get(nested[0]) == "owned by a worker"
+    finally:
+        ray.shutdown()

@@ -54,6 +54,8 @@ class ActorRecord:
         self.no_restart = False
         self.exiting = False
         self.conn: Connection | None = None
+        # The creator's control connection: a non-detached actor dies with its owner.
+        self.owner_conn: Connection | None = None
         self.subscribers: set[Connection] = set()
         self.class_name = spec.get("class_name", "")
         self.scheduling = False
@@ -265,8 +267,10 @@ class ControlService:
         return h(conn, payload)
 
     def _on_close(self, conn: Connection) -> None:
-        for rec in self.actors.values():
+        for rec in list(self.actors.values()):
             rec.subscribers.discard(conn)
+            if rec.owner_conn is conn:
+                self._owner_died(rec)
         job_id = self.job_conns.pop(conn, None)
         if job_id is not None:
             self._finish_job(job_id)
@@ -380,6 +384,8 @@ class ControlService:
                     "Use get_if_exists=True to get a handle to it."
                 )
         rec = ActorRecord(spec)
+        if not rec.detached and conn not in self.job_conns:  # a driver's actors end with its job
+            rec.owner_conn = conn
         self.actors[rec.actor_id] = rec
         if name:
             self.named[(ns, name)] = rec.actor_id
@@ -566,6 +572,16 @@ class ControlService:
         if rec.state == ALIVE and rec.no_restart and rec.death is None and rec.exiting:
             conn.close()
         self._publish(rec)
+
+    def _owner_died(self, rec: ActorRecord) -> None:
+        """Fate-sharing, as in Ray: the worker that created the actor is gone, so is the actor
+        (whatever its max_restarts)."""
+        rec.owner_conn = None
+        if rec.state == DEAD:
+            return
+        rec.no_restart = True
+        self._kill_actor_worker(rec)
+        self._set_dead(rec, {"message": "The actor's owner (the worker process that created it) died."})
 
     async def _on_worker_lost(self, rec: ActorRecord, incarnation: int | None, reason: str) -> None:
         if rec.state == DEAD or (incarnation is not None and incarnation != rec.incarnation):

@@ -184,7 +184,7 @@ class NodeDaemon:
             "reserve_bundles": self._h_reserve_bundles,
             "return_bundles": self._h_return_bundles,
             "pg_removed": self._h_pg_removed,
-            "drain": lambda conn, p: drain.drain_node(self),  # the autoscaler removes this node
+            "drain": lambda conn, p: drain.drain_node(self, p),  # the autoscaler removes this node
             "list_workers": lambda conn, p: state_report.list_workers(self),
             "list_objects": lambda conn, p: state_report.list_objects(self, p),
             "list_logs": lambda conn, p: log_files.list_logs(os.path.join(self.session_dir, "logs"), p),
@@ -622,9 +622,11 @@ class NodeDaemon:
             node = self.cluster_view.get(req.preferred)
             if node is not None and node.get("alive") and fits(req.demand, node["available"]):
                 return req.preferred
-        if req.spilled and local_feasible:
-            return self.node_id if local_now else None
         others_now = [(nid, n) for nid, n in self._others() if fits(req.demand, n["available"])]
+        if req.spilled and local_feasible and (local_now or not others_now):
+            # A request spilled here waits here, unless another node is free now (a node that
+            # joined since, e.g. one the autoscaler added for this very request).
+            return self.node_id if local_now else None
         if kind == "SPREAD":
             # Round robin over every live node, skipping those that cannot take it now: the
             # ring stays fixed as nodes fill up, so consecutive requests land on distinct nodes.
@@ -877,9 +879,19 @@ class NodeDaemon:
                 (w for w in self.workers.values() if w.state == IDLE), key=lambda w: w.idle_since
             )
             now = time.monotonic()
-            for w in idle[: max(0, len(idle) - soft_limit)]:
-                if now - w.idle_since > config.IDLE_WORKER_TIMEOUT_S:
-                    self._kill(w)
+            expired = [w for w in idle[: max(0, len(idle) - soft_limit)] if now - w.idle_since > config.IDLE_WORKER_TIMEOUT_S]
+            if expired:
+                await asyncio.gather(*(self._reap_if_owning_nothing(w) for w in expired))
+
+    async def _reap_if_owning_nothing(self, w: WorkerRecord) -> None:
+        """Stop an idle worker unless it owns objects still referenced or actors (its exit
+        would lose them: owners keep what they own alive, as in Ray)."""
+        try:
+            may_exit = await asyncio.wait_for(w.conn.request("may_exit"), 5) if w.conn is not None else True
+        except (ConnectionError, RpcError, asyncio.TimeoutError):
+            may_exit = True
+        if may_exit and w.state == IDLE:
+            self._kill(w)
 
     # ------------------------------------------------------------------ objects
     def _h_alloc_object(self, conn: Connection | None, p: list) -> str:

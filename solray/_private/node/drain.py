@@ -8,6 +8,7 @@ object that is still referenced. A node with leased workers is busy and is not d
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from solray._private.rpc.connection import connect
@@ -24,17 +25,28 @@ async def _request(address: str, token: str, method: str, payload: Any, name: st
         conn.close()
 
 
+def _file_size(path: str, default: int) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return default
+
+
 def _free_store(node: dict) -> float:
     return (node.get("available") or {}).get("object_store_memory", 0.0)
 
 
-async def drain_node(daemon: Any) -> dict:
-    """Move this node's objects to other nodes; ``{"ok", "moved", "lost", "reason"}``."""
+async def drain_node(daemon: Any, targets: list[str] | None = None) -> dict:
+    """Move this node's objects to other nodes (to ``targets``, the node ids that stay, when
+    given); ``{"ok", "moved", "lost", "reason"}``."""
     if daemon.leases:
         return {"ok": False, "moved": 0, "lost": 0, "reason": f"busy: {len(daemon.leases)} leased worker(s)"}
-    others = daemon._others()
-    held = [(oid, size, owner) for oid, (size, owner) in daemon.objects.items() if oid not in daemon._pulls]
-    held += [(oid, size, owner) for oid, (size, owner, _path) in daemon.spilled.items()]
+    others = [(nid, n) for nid, n in daemon._others() if not targets or nid in targets]
+    # The file's size, not the store's account of it: writers pad their files, and readers
+    # map the whole file.
+    held = [(oid, _file_size(daemon._path(oid), size), owner)
+            for oid, (size, owner) in daemon.objects.items() if oid not in daemon._pulls]
+    held += [(oid, _file_size(path, size), owner) for oid, (size, owner, path) in daemon.spilled.items()]
     if held and not others:
         return {"ok": False, "moved": 0, "lost": 0, "reason": "no other node can take this node's objects"}
     moved = lost = 0

@@ -104,6 +104,7 @@ class CoreWorker:
         self.worker_id = worker_id or ids.new_id().hex()
         self.log_to_driver = log_to_driver
         self.runtime_env = runtime_env or {}
+        self.created_actors = 0  # non-detached actors this process created: they share its fate
         # env_vars of the runtime_env this worker was started for: as in Ray, the tasks and
         # actors it submits inherit them (their own env_vars win on conflicts).
         self.inherited_env_vars: dict[str, str] = {}
@@ -366,6 +367,7 @@ class CoreWorker:
             "object_moved": self._h_object_moved,
             "state_objects": lambda p: state_report.owned_objects(self),
             "ping": lambda p: "pong",
+            "may_exit": lambda p: not self.owns_anything(),
         }
 
     def _handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
@@ -925,8 +927,15 @@ class CoreWorker:
                 self._maybe_free(oid)
 
     # ------------------------------------------------------------------ actors
+    def owns_anything(self) -> bool:
+        """Whether this process's exit would lose something: objects it owns that are still
+        referenced, or actors it created (which die with it)."""
+        return self.created_actors > 0 or any(e.owned for e in list(self.store.entries.values()))
+
     def create_actor(self, spec: dict, deps: list, wait: bool) -> Any:
         """Register an actor with the control service once its arguments are ready."""
+        if spec.get("lifetime") != "detached":
+            self.created_actors += 1
 
         async def go(sent: asyncio.Future | None):
             if deps:
