@@ -76,7 +76,8 @@ def cli_cluster(tmp_path_factory):
             address = f"127.0.0.1:{port}"
             assert address in out
             out = solray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.2", "--num-cpus=2",
-                             '--resources={"w": 2}', f"--object-store-memory={128 << 20}").stdout
+                             '--resources={"w": 2}', f"--object-store-memory={128 << 20}",
+                             "--labels=zone=west,tier=cpu").stdout
             assert "joined" in out
             yield {"root": root, "address": address, "port": port}
             if ray.is_initialized():
@@ -118,6 +119,17 @@ def test_status_lists_nodes_and_resources(in_cluster_env):
     assert "(no resource demands)" in out
     # --address names the cluster explicitly.
     assert "Active: 2" in solray_cli("status", f"--address={in_cluster_env['address']}").stdout
+
+
+def test_node_labels_from_the_command_line(in_cluster_env):
+    from solray.util.scheduling_strategies import In, NodeLabelSchedulingStrategy
+
+    ray.init(address="auto")
+    labels = {n["NodeManagerAddress"]: n["Labels"] for n in ray.nodes()}
+    assert labels["127.0.0.2"]["zone"] == "west" and labels["127.0.0.2"]["tier"] == "cpu"
+    assert "zone" not in labels["127.0.0.1"]
+    west = NodeLabelSchedulingStrategy({"zone": In("west")})
+    assert ray.get(on_w.options(resources={}, scheduling_strategy=west).remote()) == ray.get(on_w.remote())
 
 
 def test_cluster_files_are_private(in_cluster_env):
@@ -179,6 +191,8 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch):
     assert both.returncode == 2 and "--head or --address" in both.stderr
     bad = solray_cli("start", "--head", "--resources={bad", check=False)
     assert bad.returncode == 2 and "JSON" in bad.stderr
+    bad_labels = solray_cli("start", "--head", "--labels=zone", check=False)
+    assert bad_labels.returncode == 2 and "'zone' is not key=value" in bad_labels.stderr
     nohead = solray_cli("start", "--address=127.0.0.1:1", check=False)
     assert nohead.returncode == 1 and "SOLRAY_TOKEN" in nohead.stderr and "Traceback" not in nohead.stderr
     status = solray_cli("status", check=False)

@@ -50,14 +50,15 @@ def cli() -> None:
 @click.option("--num-cpus", type=float, default=None)
 @click.option("--num-gpus", type=float, default=None)
 @click.option("--resources", default="{}", help='Custom resources as JSON, e.g. \'{"accel": 2}\'.')
+@click.option("--labels", default="", help="This node's labels: key1=value1,key2=value2 (or a JSON object).")
 @click.option("--node-ip-address", default="127.0.0.1", show_default=True)
 @click.option("--object-store-memory", type=int, default=None)
 @click.option("--storage", default=None, help="SQLite file that keeps the head's state across restarts.")
 @click.option("--temp-dir", default=None)
 @click.option("--block", is_flag=True, help="Stay in the foreground until the node exits.")
 @_clean_errors
-def start(head, address, port, dashboard_port, dashboard_host, include_dashboard, num_cpus, num_gpus, resources, node_ip_address,
-          object_store_memory, storage, temp_dir, block) -> None:
+def start(head, address, port, dashboard_port, dashboard_host, include_dashboard, num_cpus, num_gpus, resources, labels,
+          node_ip_address, object_store_memory, storage, temp_dir, block) -> None:
     """Start a node of a cluster (``--head`` for the first one)."""
     from solray._private import cluster_files
     from solray._private.node import launcher
@@ -68,6 +69,7 @@ def start(head, address, port, dashboard_port, dashboard_host, include_dashboard
         extra = json.loads(resources)
     except ValueError as e:
         raise click.BadParameter(f"--resources must be JSON: {e}") from e
+    node_labels = _parse_labels(labels)
     root = temp_dir or cluster_files.root()
     total, store = launcher.default_resources(num_cpus, num_gpus, extra, object_store_memory)
     if head:
@@ -78,6 +80,7 @@ def start(head, address, port, dashboard_port, dashboard_host, include_dashboard
             head=True, token=token, session_dir=session_dir, resources=total, object_store_memory=store,
             node_ip=node_ip_address, port=port, storage=storage,
             dashboard_port=dashboard_port if include_dashboard else None, dashboard_host=dashboard_host,
+            labels=node_labels,
         )
         cluster_files.write_cluster({**info, "storage": storage})
         click.echo(f"solray head started at {info['control_address']} (session {session_dir}).")
@@ -94,6 +97,7 @@ def start(head, address, port, dashboard_port, dashboard_host, include_dashboard
         proc, info = launcher.start_node(
             head=False, token=cluster["token"], session_dir=session_dir, resources=total,
             object_store_memory=store, node_ip=node_ip_address, control_address=cluster["control_address"],
+            labels=node_labels,
         )
         click.echo(f"solray node {info['node_id'][:12]} joined {cluster['control_address']}.")
     cluster_files.record_node(proc.pid, {**info, "pid": proc.pid, "head": head})
@@ -107,6 +111,28 @@ def start(head, address, port, dashboard_port, dashboard_host, include_dashboard
             proc.wait()
         finally:
             cluster_files.forget_node(proc.pid)
+
+
+def _parse_labels(text: str) -> dict[str, str]:
+    """``--labels``: ``k1=v1,k2=v2`` as Ray's CLI takes them, or a JSON object."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            labels = json.loads(text)
+        except ValueError as e:
+            raise click.BadParameter(f"--labels is not valid JSON: {e}") from e
+    else:
+        labels = {}
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise click.BadParameter(f"--labels: {item!r} is not key=value")
+            labels[key.strip()] = value.strip()
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise click.BadParameter("--labels: keys and values must be strings")
+    return labels
 
 
 @cli.command()
@@ -217,6 +243,10 @@ def _add_job_commands() -> None:
     from solray.cli.logs import logs_cmd
 
     cli.add_command(logs_cmd)
+    from solray.cli.cluster_up import COMMANDS as CLUSTER_COMMANDS
+
+    for command in CLUSTER_COMMANDS:  # up, down (cluster.yaml with the autoscaler)
+        cli.add_command(command)
 
 
 _add_job_commands()
