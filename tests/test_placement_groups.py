@@ -16,6 +16,7 @@ from helpers import Gate, arrive_and_wait, wait_for
 import solray as ray
 from solray._private.control.placement_groups import assign_bundles
 from solray._private.scheduling.bundles import BundleTable, group_demand, original_resources
+from solray._private.scheduling.labels import parse_selector
 from solray._private.scheduling.resources import NodeResources
 from solray.exceptions import RayActorError, TaskPlacementGroupRemoved
 from solray.util.placement_group import (
@@ -55,6 +56,29 @@ def test_spread_uses_distinct_nodes_and_reuses_when_it_runs_out():
     assert sorted(placed.values()) == ["a", "b", "c"]
     placed = assign_bundles([{"CPU": 1}] * 5, "SPREAD", NODES)
     assert set(placed.values()) == {"a", "b", "c"}
+
+
+def test_bundle_label_selectors_restrict_each_bundle():
+    labels = {"a": {"zone": "east"}, "b": {"zone": "west", "gpu": "yes"}, "c": {"zone": "west"}}
+    west = parse_selector({"zone": "west"})
+    not_gpu = parse_selector({"gpu": "!yes"})
+    placed = assign_bundles([{"CPU": 1}, {"CPU": 1}], "SPREAD", NODES, selectors=[west, not_gpu], labels=labels)
+    assert placed[0] in ("b", "c") and placed[1] in ("a", "c")
+    in_east = parse_selector({"zone": "in(east,north)"})
+    assert assign_bundles([{"CPU": 1}] * 2, "STRICT_PACK", NODES, selectors=[in_east, west], labels=labels) is None
+    assert assign_bundles([{"CPU": 2}], "PACK", NODES, selectors=[west], labels=labels) == {0: "b"}
+
+
+def test_soft_target_node_is_preferred_when_it_fits():
+    assert assign_bundles([{"CPU": 1}] * 2, "STRICT_PACK", NODES, soft_target="a") == {0: "a", 1: "a"}
+    # It does not fit on c: the group goes where it fits, as without a target.
+    assert set(assign_bundles([{"CPU": 1}] * 2, "STRICT_PACK", NODES, soft_target="c").values()) == {"b"}
+
+
+@pytest.mark.parametrize("selector", [{"zone": ""}, {"zone": "in()"}, {"zone": "a,b"}, ["zone"], {"": "x"}])
+def test_bad_label_selectors_are_rejected(selector):
+    with pytest.raises((ValueError, TypeError)):
+        parse_selector(selector)
 
 
 def test_strict_spread_needs_distinct_nodes_and_finds_the_matching():
@@ -382,6 +406,27 @@ def test_strategies_across_nodes(nodes):
     assert home != nodes.head.node_id  # only the 2-CPU nodes hold both
     assert set(ray.get([_on(packed, -1).remote() for _ in range(4)])) == {home}
     remove_placement_group(packed)
+
+
+def test_label_selectors_and_soft_target_on_a_real_cluster(nodes):
+    """Bundles follow their label selectors (every node carries ray.io/node-id), a STRICT_PACK
+    group goes to its soft target node, and tasks take label_selector= as in Ray 2.60."""
+    others = sorted(nodes.ids - {nodes.head.node_id})
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="SPREAD",
+                         bundle_label_selector=[{"ray.io/node-id": others[0]}, {"ray.io/node-id": others[1]}])
+    ray.get(pg.ready(), timeout=30)
+    assert placement_group_table(pg)["bundles_to_node_id"] == {0: others[0], 1: others[1]}
+    remove_placement_group(pg)
+    wait_for(lambda: ray.available_resources().get("CPU") == 5, what="the first group's CPUs to be free")
+    packed = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_PACK", _soft_target_node_id=others[1])
+    ray.get(packed.ready(), timeout=30)
+    assert set(placement_group_table(packed)["bundles_to_node_id"].values()) == {others[1]}
+    remove_placement_group(packed)
+    assert ray.get(where.options(label_selector={"ray.io/node-id": others[0]}).remote(), timeout=30) == others[0]
+    with pytest.raises(ValueError, match="label_selector"):
+        where.options(label_selector={"zone": "in()"})
+    with pytest.raises(ValueError, match="one dict per bundle"):
+        placement_group([{"CPU": 1}], bundle_label_selector=[{}, {}])
 
 
 def test_actor_in_a_bundle_on_another_node(nodes):

@@ -95,6 +95,10 @@ def validate(options: dict, kind: str) -> dict:
         from solray._private.runtime_env import pip
 
         options["runtime_env"] = pip.normalize_runtime_env(env)
+    if options.get("label_selector") is not None:
+        from solray._private.scheduling.labels import parse_selector
+
+        parse_selector(options["label_selector"])  # a bad selector fails here, naming itself
     strategy = options.get("scheduling_strategy")
     if strategy is not None and not isinstance(strategy, str) and not hasattr(strategy, "_solray_strategy"):
         raise TypeError(f"Invalid scheduling_strategy {strategy!r}.")

@@ -16,6 +16,7 @@ from solray import exceptions
 from solray._private import ids
 from solray._private.objects.object_ref import ObjectRef
 from solray._private.rpc.connection import RpcError
+from solray._private.scheduling.labels import parse_selector
 from solray._private.scheduling.submission import current_placement
 from solray._private.serialization import serializer
 from solray._private.worker import state
@@ -186,9 +187,21 @@ def placement_group(
     ``PACK`` packs bundles onto as few nodes as possible, ``SPREAD`` spreads them over
     distinct nodes as far as it can, ``STRICT_PACK`` puts all on one node and
     ``STRICT_SPREAD`` each on a different node. ``lifetime="detached"`` keeps the group
-    after its job ends; otherwise it is removed with the job.
+    after its job ends; otherwise it is removed with the job. ``bundle_label_selector``
+    (one ``{label: "v" | "!v" | "in(a,b)" | "!in(a,b)"}`` per bundle) restricts the nodes
+    each bundle may use; ``_soft_target_node_id`` is the node a STRICT_PACK group prefers.
     """
     clean = _validate(bundles, strategy, name, lifetime)
+    selectors = None
+    if bundle_label_selector is not None:
+        if not isinstance(bundle_label_selector, list) or len(bundle_label_selector) != len(clean):
+            raise ValueError(
+                "bundle_label_selector must be a list with one dict per bundle "
+                f"({len(clean)}), got {bundle_label_selector!r}."
+            )
+        selectors = [parse_selector(s or {}, f"bundle_label_selector[{i}]") for i, s in enumerate(bundle_label_selector)]
+    if _soft_target_node_id is not None and (not isinstance(_soft_target_node_id, str) or strategy != "STRICT_PACK"):
+        raise ValueError("_soft_target_node_id must be a node id (hex string) and needs strategy='STRICT_PACK'.")
     worker = state.get_core_worker()
     pg_id = ids.new_id(18)
     spec = {
@@ -199,6 +212,8 @@ def placement_group(
         "strategy": strategy,
         "lifetime": lifetime,
         "job_id": worker.job_id,
+        "bundle_label_selector": selectors,
+        "soft_target_node_id": _soft_target_node_id,
     }
     try:
         worker.control_call("create_placement_group", spec)

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from solray._private.rpc.connection import RpcError
+from solray._private.scheduling.labels import matches
 from solray._private.scheduling.resources import EPS, describe, fits, normalize
 
 if TYPE_CHECKING:
@@ -50,21 +51,26 @@ def _leftover(need: dict[str, float], free: dict[str, float]) -> float:
     return sum((free.get(k, 0.0) - need.get(k, 0.0)) / free[k] if free.get(k, 0.0) > EPS else 1.0 for k in keys)
 
 
-def _strict_pack(todo: list[int], bundles: list[dict], free: dict[str, dict], only: str | None) -> dict[int, str] | None:
+def _strict_pack(todo: list[int], bundles: list[dict], free: dict[str, dict], only: str | None,
+                 allowed: list[set[str]]) -> dict[int, str] | None:
     need = _sum([bundles[i] for i in todo])
-    candidates = [n for n in free if (only is None or n == only) and fits(need, free[n])]
+    candidates = [
+        n for n in free
+        if (only is None or n == only) and fits(need, free[n]) and all(n in allowed[i] for i in todo)
+    ]
     if not candidates:
         return None
     best = min(candidates, key=lambda n: (_leftover(need, free[n]), n))
     return {i: best for i in todo}
 
 
-def _greedy(todo: list[int], bundles: list[dict], free: dict[str, dict], counts: dict[str, int], pack: bool) -> dict[int, str] | None:
+def _greedy(todo: list[int], bundles: list[dict], free: dict[str, dict], counts: dict[str, int], pack: bool,
+            allowed: list[set[str]]) -> dict[int, str] | None:
     out: dict[int, str] = {}
     # Big bundles first: they are the hard ones to fit.
     for i in sorted(todo, key=lambda i: (-sum(bundles[i].values()), i)):
         b = bundles[i]
-        fitting = [n for n in free if fits(b, free[n])]
+        fitting = [n for n in free if n in allowed[i] and fits(b, free[n])]
         if not fitting:
             return None
         if pack:  # nodes the group already uses first, then the best fit
@@ -77,10 +83,11 @@ def _greedy(todo: list[int], bundles: list[dict], free: dict[str, dict], counts:
     return out
 
 
-def _strict_spread(todo: list[int], bundles: list[dict], free: dict[str, dict], taken: set[str]) -> dict[int, str] | None:
+def _strict_spread(todo: list[int], bundles: list[dict], free: dict[str, dict], taken: set[str],
+                   allowed: list[set[str]]) -> dict[int, str] | None:
     """Each bundle on its own node: a bipartite matching (augmenting paths)."""
     nodes = [n for n in sorted(free) if n not in taken]
-    options = {i: [n for n in nodes if fits(bundles[i], free[n])] for i in todo}
+    options = {i: [n for n in nodes if n in allowed[i] and fits(bundles[i], free[n])] for i in todo}
     match: dict[str, int] = {}
 
     def augment(i: int, seen: set[str]) -> bool:
@@ -104,12 +111,18 @@ def assign_bundles(
     strategy: str,
     nodes: dict[str, dict[str, float]],
     fixed: dict[int, str] | None = None,
+    selectors: list[list] | None = None,
+    labels: dict[str, dict] | None = None,
+    soft_target: str | None = None,
 ) -> dict[int, str] | None:
     """Pick a node for every bundle, or None if the nodes cannot hold the group now.
 
     ``nodes`` maps node id to its free resources; ``fixed`` holds bundles already placed
     (a group being re-placed after a node died), whose resources are already taken.
-    Returns ``{bundle index: node id}`` for all bundles, ``fixed`` ones included.
+    ``selectors`` (one wire label selector per bundle, against ``labels``: node id ->
+    labels) restrict where each bundle may go; ``soft_target`` is a node to pack the whole
+    group onto when it fits there. Returns ``{bundle index: node id}`` for all bundles,
+    ``fixed`` ones included.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown placement strategy {strategy!r}")
@@ -122,20 +135,30 @@ def assign_bundles(
     counts = {n: 0 for n in free}
     for n in fixed.values():
         counts[n] = counts.get(n, 0) + 1
-    if strategy == "STRICT_PACK":
+    labels = labels or {}
+    allowed = [
+        {n for n in free if matches(labels.get(n) or {}, selectors[i] if selectors and i < len(selectors) else None)}
+        for i in range(len(bundles))
+    ]
+    placed = None
+    if soft_target in free and not fixed and strategy in ("PACK", "STRICT_PACK"):
+        placed = _strict_pack(todo, bundles, free, soft_target, allowed)
+    if placed is not None:
+        pass
+    elif strategy == "STRICT_PACK":
         homes = set(fixed.values())
         if len(homes) > 1:
             return None
-        placed = _strict_pack(todo, bundles, free, next(iter(homes)) if homes else None)
+        placed = _strict_pack(todo, bundles, free, next(iter(homes)) if homes else None, allowed)
     elif strategy == "STRICT_SPREAD":
-        placed = _strict_spread(todo, bundles, free, set(fixed.values()))
+        placed = _strict_spread(todo, bundles, free, set(fixed.values()), allowed)
     elif strategy == "PACK":
         only = next(iter(set(fixed.values()))) if len(set(fixed.values())) == 1 else None
-        placed = _strict_pack(todo, bundles, free, only) if not fixed or only else None
+        placed = _strict_pack(todo, bundles, free, only, allowed) if not fixed or only else None
         if placed is None:
-            placed = _greedy(todo, bundles, free, counts, pack=True)
+            placed = _greedy(todo, bundles, free, counts, True, allowed)
     else:
-        placed = _greedy(todo, bundles, free, counts, pack=False)
+        placed = _greedy(todo, bundles, free, counts, False, allowed)
     if placed is None:
         return None
     return {**fixed, **placed}
@@ -152,6 +175,8 @@ class PlacementGroupRecord:
         self.strategy: str = spec.get("strategy") or "PACK"
         self.detached = spec.get("lifetime") == "detached"
         self.job_id = spec.get("job_id")
+        self.selectors: list | None = spec.get("bundle_label_selector")  # wire form, per bundle
+        self.soft_target: str | None = spec.get("soft_target_node_id")
         self.state = PENDING
         self.bundle_nodes: dict[int, str] = {}
         self.waiters: list[asyncio.Future] = []
@@ -170,6 +195,8 @@ class PlacementGroupRecord:
                 "strategy": self.strategy,
                 "lifetime": "detached" if self.detached else None,
                 "job_id": self.job_id,
+                "bundle_label_selector": self.selectors,
+                "soft_target_node_id": self.soft_target,
             },
             "state": self.state,
             "bundle_nodes": self.bundle_nodes,
@@ -369,10 +396,16 @@ class PlacementGroupManager:
     async def _try_place(self, rec: PlacementGroupRecord) -> None:
         nodes = self._alive_nodes()
         fixed = {i: n for i, n in rec.bundle_nodes.items() if n in nodes}
-        mapping = assign_bundles(rec.bundles, rec.strategy, {n: v["resources_available"] for n, v in nodes.items()}, fixed)
+        labels = {n: v.get("labels") or {} for n, v in nodes.items()}
+        constraints = {"selectors": rec.selectors, "labels": labels}
+        mapping = assign_bundles(
+            rec.bundles, rec.strategy, {n: v["resources_available"] for n, v in nodes.items()}, fixed,
+            soft_target=rec.soft_target, **constraints,
+        )
         rec.attempts += 1
         if mapping is None:
-            if not rec.warned and assign_bundles(rec.bundles, rec.strategy, {n: v["resources_total"] for n, v in nodes.items()}) is None:
+            totals = {n: v["resources_total"] for n, v in nodes.items()}
+            if not rec.warned and assign_bundles(rec.bundles, rec.strategy, totals, **constraints) is None:
                 rec.warned = True
                 self.svc._warn_job(rec.job_id, self._infeasible_message(rec, nodes))
             return

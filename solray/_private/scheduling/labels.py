@@ -27,3 +27,26 @@ def matches(labels: dict, selector: list | None) -> bool:
         if not ok:
             return False
     return True
+
+
+def parse_selector(selector: dict, what: str = "label_selector") -> list:
+    """Ray's string form ``{key: "v" | "!v" | "in(a,b)" | "!in(a,b)"}`` as the wire form."""
+    if not isinstance(selector, dict):
+        raise TypeError(f"{what} must be a dict of label key -> selector string, got {type(selector).__name__}")
+    wire = []
+    for key, text in selector.items():
+        if not isinstance(key, str) or not key or not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{what}: {key!r}: {text!r} is not a label key and a selector string")
+        text = text.strip()
+        negate = text.startswith("!")
+        body = text[1:].strip() if negate else text
+        if body.startswith("in(") and body.endswith(")"):
+            values = [v.strip() for v in body[3:-1].split(",") if v.strip()]
+            if not values:
+                raise ValueError(f"{what}: {key!r}: {text!r} names no values")
+        elif "(" in body or ")" in body or "," in body:
+            raise ValueError(f"{what}: {key!r}: {text!r} is not 'value', '!value', 'in(a,b)' or '!in(a,b)'")
+        else:
+            values = [body]
+        wire.append([key, "not_in" if negate else "in", values])
+    return wire

@@ -30,6 +30,11 @@ def current_placement(worker: Any) -> list | None:
 def resolve(worker: Any, options: dict, resources: dict, what: str) -> tuple[Any, dict, list | None]:
     """Return ``(wire strategy, demand, placement)`` for one submission."""
     strategy = options.get("scheduling_strategy")
+    if options.get("label_selector") and strategy is None:
+        # Ray 2.60's label_selector={"zone": "us-west"}: a hard label constraint.
+        from solray._private.scheduling.labels import parse_selector
+
+        return {"type": "node_label", "hard": parse_selector(options["label_selector"]), "soft": []}, resources, None
     index = options.get("placement_group_bundle_index", -1)
     capture = options.get("placement_group_capture_child_tasks")
     if strategy is None:
