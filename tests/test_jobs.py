@@ -465,9 +465,33 @@ def test_head_restart_marks_running_jobs_failed(tmp_path):
         h.start()  # same storage file: the new head finds the job's record
         info = h.client().get_job_info(sid)
         assert info.status == JobStatus.FAILED
-        assert "head node stopped or restarted" in info.message
+        assert "head node stopped or restarted" in info.message.replace("\n", " ")
         assert info.error_type == "JOB_SUPERVISOR_ACTOR_DIED"
         assert "running" in h.client().get_job_logs(sid)  # the log of the lost run is kept
+    finally:
+        h.stop()
+
+
+def test_a_dashboard_that_dies_is_restarted_and_says_what_it_lost(tmp_path):
+    h = Head(tmp_path / "dash")
+    try:
+        client = h.client()
+        done = client.submit_job(entrypoint="echo finished-before")
+        _wait_status(client, done, {JobStatus.SUCCEEDED})
+        running = client.submit_job(entrypoint="python -c \"import time; print('up', flush=True); time.sleep(600)\"")
+        wait_for(lambda: "up" in client.get_job_logs(running), 30, "the job to start")
+        os.kill(h.info["dashboard_pid"], signal.SIGKILL)
+
+        def answers() -> bool:
+            try:
+                return client.get_job_status(done) == JobStatus.SUCCEEDED
+            except Exception:  # noqa: BLE001 - down until the new dashboard listens
+                return False
+
+        wait_for(answers, 30, "a new dashboard on the same port")
+        info = client.get_job_info(running)
+        assert info.status == JobStatus.FAILED and "dashboard process died" in info.message
+        assert "finished-before" in client.get_job_logs(done)
     finally:
         h.stop()
 

@@ -8,10 +8,59 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
+import time
 
 START_TIMEOUT_S = 30.0
+# A dashboard that keeps dying is left down (and says so) rather than restarted forever.
+MAX_RESTARTS_PER_MINUTE = 5
+
+logger = logging.getLogger(__name__)
+
+
+class DashboardSupervisor:
+    """Keeps the head's dashboard running: a dashboard process that exits without being
+    asked to is started again on the same port (the Jobs API and UI come back; jobs it
+    was supervising are marked FAILED with the reason, never silently lost)."""
+
+    def __init__(self, **dashboard_args):
+        self.args = dashboard_args
+        self.proc: asyncio.subprocess.Process | None = None
+        self._stopping = False
+        self._watcher: asyncio.Task | None = None
+
+    async def start(self) -> dict:
+        self.proc, info = await start_dashboard(**self.args)
+        if self.proc is not None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        return info
+
+    async def _watch(self) -> None:
+        restarts: list[float] = []
+        while not self._stopping:
+            code = await self.proc.wait()
+            if self._stopping:
+                return
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60] + [now]
+            if len(restarts) > MAX_RESTARTS_PER_MINUTE:
+                logger.error("the dashboard exited (code %s) %d times in a minute; leaving it down", code, len(restarts))
+                return
+            logger.error("the dashboard exited unexpectedly (code %s); restarting it", code)
+            proc, info = await start_dashboard(**self.args)
+            if proc is None:
+                logger.error("%s", info.get("dashboard_error"))
+                await asyncio.sleep(1.0)
+                continue
+            self.proc = proc
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await stop_dashboard(self.proc)
 
 
 async def start_dashboard(

@@ -71,12 +71,13 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_reader(sys.stdin.fileno(), lambda: _on_stdin(stop))
     dashboard, dashboard_info = None, {}
     if args.head and args.dashboard_port is not None:
-        from solray.dashboard.launcher import start_dashboard
+        from solray.dashboard.launcher import DashboardSupervisor
 
-        dashboard, dashboard_info = await start_dashboard(
+        dashboard = DashboardSupervisor(
             host=args.dashboard_host, port=args.dashboard_port, control_address=control_address,
             session_dir=args.session_dir, node_id=daemon.node_id, token=token,
         )
+        dashboard_info = await dashboard.start()
     print(
         json.dumps(
             {
@@ -94,9 +95,7 @@ async def run(args: argparse.Namespace) -> None:
         await stop
     finally:
         if dashboard is not None:
-            from solray.dashboard.launcher import stop_dashboard
-
-            await stop_dashboard(dashboard)
+            await dashboard.stop()
         daemon.shutdown()
 
 

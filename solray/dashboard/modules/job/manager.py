@@ -156,8 +156,9 @@ class JobManager:
             info.status = JobStatus.FAILED
             info.error_type = JobErrorType.JOB_SUPERVISOR_ACTOR_DIED
             info.message = (
-                f"Job was {record['info']['status']} when its head node stopped or restarted; "
-                "its entrypoint process did not survive. Submit it again to rerun it."
+                f"Job was {record['info']['status']} when the dashboard supervising it stopped "
+                "(its head node stopped or restarted, or the dashboard process died); its "
+                "entrypoint process did not survive. Submit it again to rerun it."
             )
             info.end_time = _now_ms()
             record["info"] = info.to_json()
