@@ -46,6 +46,7 @@ def workload(head):
 
     actor = Talker.remote()
     actor_pid = ray.get(actor.say.remote("actor-log-marker"))
+    ray.get(talk.remote("an-earlier-task-on-that-worker"))
     task_id = ray.get(talk.remote("task-log-marker"))
     client = JobSubmissionClient(head.url, headers={"Authorization": f"Bearer {head.token}"})
     sid = client.submit_job(entrypoint="python -c \"print('job-line-1'); print('job-line-2'); print('job-line-3')\"")
@@ -71,7 +72,8 @@ def test_list_logs_groups_files_of_the_head(head, workload):
 def test_get_log_by_actor_task_job_pid_and_file(head, workload):
     for address in (None, head.url):
         assert "actor-log-marker" in _text(address=address, actor_id=workload["actor_id"])
-        assert "task-log-marker" in _text(address=address, task_id=workload["task_id"])
+        # Only what the task printed, not its worker's whole log.
+        assert _text(address=address, task_id=workload["task_id"]) == "task-log-marker\n"
         assert "actor-log-marker" in _text(address=address, pid=workload["actor_pid"], node_id=workload["node_id"])
         assert _text(address=address, submission_id=workload["sid"], tail=2) == "job-line-2\njob-line-3\n"
         full = _text(address=address, filename=f"job-driver-{workload['sid']}.log", node_id=workload["node_id"])

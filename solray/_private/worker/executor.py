@@ -26,6 +26,7 @@ from solray._private.objects import shm_store
 from solray._private.objects.object_ref import DynamicObjectRefGenerator, ObjectRef
 from solray._private.rpc.connection import RpcError
 from solray._private.serialization import serializer
+from solray._private.worker import logs
 from solray._private.worker.task_spec import ACTOR_CREATION, ACTOR_TASK, NORMAL_TASK, ArgDep
 
 if TYPE_CHECKING:
@@ -150,7 +151,9 @@ class Executor:
         on_main = threading.current_thread() is threading.main_thread()
         if on_main:
             self.main_task = task_id
+        log_start = logs.position()
         reply, exit_after = self._run_guarded(conn, msg, task_id, ctx, on_main)
+        _mark_log_range(reply, log_start)
         self.calls += 1
         if msg["k"] == NORMAL_TASK and msg.get("mc") and self.calls >= msg["mc"]:
             reply["x"] = 1
@@ -203,6 +206,7 @@ class Executor:
         task_id = msg["t"]
         sem = self.group_semaphores.get(group) or self.group_semaphores[""]
         async with sem:
+            log_start = logs.position()
             # Context variables: this coroutine (and the method's task) see their own values.
             self.worker.context.task_id = task_id
             self.worker.context.task_name = msg["n"]
@@ -238,6 +242,7 @@ class Executor:
                 reply = self._package_error(msg, e)
             finally:
                 self.cancelled.discard(task_id)
+        _mark_log_range(reply, log_start)
         self._send_reply(fut, reply, msg["o"])
 
     def _send_reply(self, fut: asyncio.Future, reply: dict, caller: str) -> None:
@@ -253,8 +258,6 @@ class Executor:
 
     @staticmethod
     def _attach_pending_logs(reply: dict) -> None:
-        from solray._private.worker import logs
-
         if logs.has_sender():
             batch = logs.take_pending()
             if batch:
@@ -490,8 +493,6 @@ class Executor:
 
     async def _send_remaining_logs(self) -> None:
         """Deliver output not yet sent to the driver (a print right before exit_actor())."""
-        from solray._private.worker import logs
-
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -564,3 +565,11 @@ def _may_block(msg: dict, result: Any) -> bool:
     if size is None and isinstance(result, (bytes, bytearray)):
         size = len(result)
     return size is not None and size > INLINE_OBJECT_MAX_BYTES
+
+
+def _mark_log_range(reply: dict, start: int | None) -> None:
+    """Where the task's output lies in this worker's log file (``solray logs --task-id``
+    prints just that part; tasks running at the same time in one actor may overlap)."""
+    end = logs.position() if start is not None else None
+    if end is not None:
+        reply["lo"] = [start, end]

@@ -75,6 +75,22 @@ def take_pending() -> list:
     return batch
 
 
+def position() -> int | None:
+    """The size of this worker's log file once what was printed so far is in it (None
+    outside a worker)."""
+    if not isinstance(sys.stdout, TeeStream):
+        return None
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:  # noqa: BLE001 - a user replaced or closed the stream
+            pass
+    try:
+        return os.fstat(1).st_size
+    except OSError:
+        return None
+
+
 def flush_logs() -> None:
     for s in (sys.stdout, sys.stderr):
         try:

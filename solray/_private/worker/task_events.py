@@ -97,8 +97,9 @@ class TaskEventBuffer:
     def finished(self, spec: Any, reply: dict) -> None:
         if not self.enabled:
             return
+        log = {"log": reply["lo"]} if "lo" in reply else None
         if not reply.get("e"):
-            self._add(spec, FINISHED, None)
+            self._add(spec, FINISHED, log)
             return
         message = ""
         try:
@@ -108,7 +109,7 @@ class TaskEventBuffer:
         except Exception:  # an error class this process cannot import: the type is enough
             pass
         kind = "TASK_CANCELLED" if reply.get("cancelled") else "TASK_EXECUTION_EXCEPTION"
-        self._add(spec, FAILED, {"error_type": kind, "error_message": message})
+        self._add(spec, FAILED, {"error_type": kind, "error_message": message, **(log or {})})
 
     def failed(self, spec: Any, error: BaseException) -> None:
         if not self.enabled:

@@ -231,11 +231,11 @@ def get_log(
         lines = DEFAULT_LOG_LINES if tail is None else tail
 
         async def make(source):
-            node, name = await source.resolve(
+            node, name, span = await source.resolve(
                 node_id=node_id, node_ip=node_ip, filename=filename, actor_id=actor_id, task_id=task_id,
                 pid=pid, submission_id=submission_id,
             )
-            async for chunk in source.stream(node, name, lines, follow=follow, interval=_interval):
+            async for chunk in source.stream(node, name, lines, follow=follow, interval=_interval, span=span):
                 yield chunk
 
         chunks = _Direct(address, timeout).iterate(make)

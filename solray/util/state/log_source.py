@@ -99,10 +99,11 @@ class LogSource:
         task_id: str | None = None,
         pid: int | None = None,
         submission_id: str | None = None,
-    ) -> tuple[dict, str]:
-        """(node, file name) of the log the options name."""
+    ) -> tuple[dict, str, tuple[int, int] | None]:
+        """(node, file name, byte span) of the log the options name; the span, for a
+        finished task, is the part of its worker's log that the task wrote."""
         if filename:
-            return await self.node(node_id, node_ip), filename
+            return await self.node(node_id, node_ip), filename, None
         if actor_id:
             rows = await self._rows(StateResource.ACTORS, "actor_id", actor_id)
             if not rows:
@@ -111,7 +112,7 @@ class LogSource:
             if not a.get("node_id") or not a.get("pid"):
                 raise LogNotFound(f"Actor {actor_id} has not been placed on a node yet (state {a.get('state')}).")
             node = await self.node(a["node_id"])
-            return node, await self._worker_file(node, a["pid"], f"actor {actor_id}")
+            return node, await self._worker_file(node, a["pid"], f"actor {actor_id}"), None
         if task_id:
             rows = await self._rows(StateResource.TASKS, "task_id", task_id)
             if not rows:
@@ -120,7 +121,9 @@ class LogSource:
             if not t.get("node_id") or not t.get("worker_pid"):
                 raise LogNotFound(f"Task {task_id} has not run on a worker yet (state {t.get('state')}).")
             node = await self.node(t["node_id"])
-            return node, await self._worker_file(node, t["worker_pid"], f"task {task_id}")
+            info = t.get("task_log_info") or {}
+            span = (info["stdout_start"], info["stdout_end"]) if "stdout_start" in info else None
+            return node, await self._worker_file(node, t["worker_pid"], f"task {task_id}"), span
         if submission_id:
             raw = await self.state.request("kv_get", [KV_NAMESPACE_JOB, (JOB_KEY_PREFIX + submission_id).encode()])
             if raw is None:
@@ -128,15 +131,30 @@ class LogSource:
             record = json.loads(raw)
             driver_node = record["info"].get("driver_node_id")
             node = await self.node(driver_node) if driver_node else await self.node()
-            return node, f"job-driver-{submission_id}.log"
+            return node, f"job-driver-{submission_id}.log", None
         if pid is not None:
             node = await self.node(node_id, node_ip)
-            return node, await self._worker_file(node, int(pid), f"pid {pid}")
+            return node, await self._worker_file(node, int(pid), f"pid {pid}"), None
         raise ValueError("Name a log: a filename, actor_id, task_id, submission_id, or pid with node_id.")
 
     async def _rows(self, resource: StateResource, key: str, value: str) -> list[dict]:
         answer = await self.state.list(resource, filters=[(key, "=", value)], limit=None, detail=True)
         return answer["result"]
+
+    async def _read_span(self, node: dict, filename: str, span: tuple[int, int], lines: int) -> bytes:
+        start, end = span
+        parts, offset = [], start
+        while offset < end:
+            part = await self._ask(node, "read_log", {"filename": filename, "offset": offset, "max_bytes": end - offset})
+            if not part["data"]:
+                break
+            parts.append(part["data"])
+            offset = part["offset"]
+        data = b"".join(parts)
+        if lines >= 0:
+            kept = data.splitlines(keepends=True)[-lines:] if lines else []
+            data = b"".join(kept)
+        return data
 
     async def _worker_file(self, node: dict, pid: int, what: str) -> str:
         found = await self._ask(node, "list_logs", f"worker-*-{int(pid)}.log")
@@ -153,9 +171,14 @@ class LogSource:
         lines: int = DEFAULT_LOG_LINES,
         follow: bool = False,
         interval: float | None = None,
+        span: tuple[int, int] | None = None,
     ) -> AsyncIterator[bytes]:
         """The last ``lines`` lines of a file (all for ``lines < 0``), then with ``follow``
-        what is appended to it, until the caller stops iterating."""
+        what is appended to it, until the caller stops iterating. With ``span`` (a
+        finished task's part of its worker's log): the last ``lines`` lines of that part."""
+        if span is not None:
+            yield await self._read_span(node, filename, span, lines)
+            return
         first = await self._ask(node, "read_log", {"filename": filename, "lines": int(lines)})
         if first["data"]:
             yield first["data"]

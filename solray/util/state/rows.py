@@ -113,6 +113,14 @@ def placement_group_rows(groups: list[dict]) -> list[dict]:
     return out
 
 
+def _log_info(span: list | None) -> dict | None:
+    """Where a finished task's output lies in its worker's log (stdout and stderr share it)."""
+    if not span:
+        return None
+    start, end = span
+    return {"stdout_start": start, "stdout_end": end, "stderr_start": start, "stderr_end": end}
+
+
 def task_rows(tasks: list[dict]) -> list[dict]:
     out = []
     for t in tasks:
@@ -140,7 +148,7 @@ def task_rows(tasks: list[dict]) -> list[dict]:
                 "creation_time_ms": _ms(t.get("creation_time")),
                 "start_time_ms": _ms(t.get("start_time")),
                 "end_time_ms": _ms(t.get("end_time")),
-                "task_log_info": None,
+                "task_log_info": _log_info(t.get("log")),
                 "error_message": t.get("error_message"),
                 "is_debugger_paused": False,
                 "call_site": None,

@@ -57,7 +57,7 @@ class LogRoutes:
             if interval is not None and not 0.01 <= interval <= 60:
                 raise ValueError("interval must be between 0.01 and 60 seconds")
             pid = int(q["pid"]) if q.get("pid") else None
-            node, filename = await self.source.resolve(
+            node, filename, span = await self.source.resolve(
                 node_id=q.get("node_id") or None,
                 node_ip=q.get("node_ip") or None,
                 filename=q.get("filename") or None,
@@ -66,7 +66,9 @@ class LogRoutes:
                 pid=pid,
                 submission_id=q.get("submission_id") or None,
             )
-            chunks = self.source.stream(node, filename, lines, follow=media_type == "stream", interval=interval)
+            chunks = self.source.stream(
+                node, filename, lines, follow=media_type == "stream", interval=interval, span=span
+            )
             first = await anext(chunks, b"")
         except LogNotFound as e:
             return PlainTextResponse(str(e), status_code=404)
