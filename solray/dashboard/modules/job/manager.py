@@ -85,6 +85,7 @@ class JobManager:
         self.package_cache = os.path.join(session_dir, "runtime_resources", "working_dir_files")
         self._running: dict[str, _Running] = {}
         self._infos: dict[str, dict] = {}  # submission_id -> last written record (cache)
+        self.version = 0  # grows with every change of a record in _infos
         self._all_loaded = False  # whether _infos holds every record in the KV store
         self._shutting_down = False
         self._reaper: asyncio.Task | None = None
@@ -117,8 +118,12 @@ class JobManager:
     def _key(submission_id: str) -> bytes:
         return (JOB_KEY_PREFIX + submission_id).encode()
 
-    async def _put(self, sid: str, record: dict) -> None:
+    def _remember(self, sid: str, record: dict) -> None:
         self._infos[sid] = record
+        self.version += 1  # listings built from older records are stale
+
+    async def _put(self, sid: str, record: dict) -> None:
+        self._remember(sid, record)
         await self.control.kv_put(KV_NAMESPACE_JOB, self._key(sid), json.dumps(record).encode(), True)
         run = self._running.get(sid)
         if run is not None:
@@ -130,7 +135,7 @@ class JobManager:
         if raw is None:
             return None
         record = json.loads(raw)
-        self._infos[sid] = record
+        self._remember(sid, record)
         return record
 
     async def get_record(self, sid: str) -> dict | None:
@@ -192,7 +197,7 @@ class JobManager:
         created = await self.control.kv_put(KV_NAMESPACE_JOB, self._key(sid), json.dumps(record).encode(), False)
         if not created:
             raise JobError(f"Job with submission_id {sid} already exists. Please use a different submission_id.")
-        self._infos[sid] = record
+        self._remember(sid, record)
         run = self._running[sid] = _Running()
         run.task = asyncio.get_running_loop().create_task(self._supervise(sid, record))
         return sid
@@ -413,6 +418,7 @@ class JobManager:
             )
         await self.control.kv_del(KV_NAMESPACE_JOB, self._key(sid))
         self._infos.pop(sid, None)
+        self.version += 1
         return True
 
     # ------------------------------------------------------------------ logs

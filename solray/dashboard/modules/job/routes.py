@@ -51,6 +51,7 @@ class JobRoutes:
         self.manager = manager
         self.control = manager.control
         self.session_name = session_name
+        self._listing: tuple[int, list, bytes] | None = None  # (records version, drivers, body)
 
     def routes(self) -> list:
         return [
@@ -194,10 +195,17 @@ class JobRoutes:
     async def list_jobs(self, request: Request) -> Response:
         records = await self.manager.list_records()
         drivers = await self._driver_jobs()
+        # Dashboards poll this: the body is rebuilt only when a record or a driver changed.
+        cached = self._listing
+        if cached is not None and cached[0] == self.manager.version and cached[1] == drivers:
+            return Response(cached[2], media_type="application/json")
+        version = self.manager.version
         submitted = {r["submission_id"] for r in records}
         out = [self._submission_details(r, drivers).to_json() for r in records]
         out += [self._driver_details(d).to_json() for d in drivers if d.get("submission_id") not in submitted]
-        return JSONResponse(out)
+        response = JSONResponse(out)
+        self._listing = (version, drivers, response.body)
+        return response
 
     async def get_job(self, request: Request) -> Response:
         details, _ = await self._find(request.path_params["job_id"])
