@@ -472,6 +472,36 @@ def test_head_restart_marks_running_jobs_failed(tmp_path):
         h.stop()
 
 
+def test_entrypoint_with_resources_runs_on_another_node_in_its_working_dir(tmp_path):
+    h = Head(tmp_path / "two-nodes")
+    try:
+        _solray(["start", f"--address={h.info['control_address']}", "--node-ip-address=127.0.0.2",
+                 "--num-cpus=1", '--resources={"far": 1}'], h.env)
+        wd = tmp_path / "wd"
+        wd.mkdir()
+        (wd / "far_helper.py").write_text("WHERE = 'from the uploaded working_dir'\n")
+        (wd / "main.py").write_text(
+            "import far_helper, solray as ray\n"
+            "ray.init()\n"
+            "@ray.remote(resources={'far': 0.5})\n"
+            "def task():\n"
+            "    import far_helper\n"
+            "    return far_helper.WHERE\n"
+            "print('NODE', ray.get_runtime_context().get_node_id(), ray.get(task.remote()))\n"
+        )
+        client = h.client()
+        sid = client.submit_job(entrypoint="python main.py", runtime_env={"working_dir": str(wd)},
+                                entrypoint_resources={"far": 0.5})
+        status = _wait_status(client, sid, {JobStatus.SUCCEEDED, JobStatus.FAILED}, 60)
+        logs = client.get_job_logs(sid)
+        assert status == JobStatus.SUCCEEDED, logs
+        far_node = client.get_job_info(sid).driver_node_id
+        assert far_node != h.info["node_id"]
+        assert f"NODE {far_node} from the uploaded working_dir" in logs
+    finally:
+        h.stop()
+
+
 def test_a_dashboard_that_dies_is_restarted_and_says_what_it_lost(tmp_path):
     h = Head(tmp_path / "dash")
     try:

@@ -20,6 +20,10 @@ from solray._private.worker.task_spec import ArgDep, FunctionDescriptor
 
 logger = logging.getLogger("solray")
 
+# Set for a process started on a particular node (a job's entrypoint with resources): its
+# drivers attach to that node's daemon.
+DRIVER_NODE_ENV = "SOLRAY_DRIVER_NODE_ID"
+
 _cluster: dict = {}
 
 
@@ -158,7 +162,8 @@ def _connect_existing(address: str, namespace, runtime_env, log_to_driver, node_
     from solray._private import cluster_files
 
     info = cluster_files.resolve(address)
-    node = _pick_local_node(info["control_address"], info["token"], node_ip)
+    # A job's entrypoint started on some node (entrypoint resources) attaches to that node.
+    node = _pick_local_node(info["control_address"], info["token"], node_ip, os.environ.get(DRIVER_NODE_ENV))
     info.update(
         daemon_address=node["address"],
         node_id=node["node_id"],
@@ -189,9 +194,9 @@ def query_control(control_address: str, token: str, method: str, payload: Any = 
         raise ConnectionError(f"Could not connect to the solray cluster at {control_address}: {e}") from e
 
 
-def _pick_local_node(control_address: str, token: str, node_ip: str | None = None) -> dict:
-    """The node whose daemon the driver attaches to: the one at ``node_ip`` (Ray's
-    ``_node_ip_address``: the driver runs on that node), else a node on this machine."""
+def _pick_local_node(control_address: str, token: str, node_ip: str | None = None, node_id: str | None = None) -> dict:
+    """The node whose daemon the driver attaches to: ``node_id``, else the one at ``node_ip``
+    (Ray's ``_node_ip_address``: the driver runs on that node), else a node on this machine."""
     import socket
     import time
 
@@ -206,6 +211,9 @@ def _pick_local_node(control_address: str, token: str, node_ip: str | None = Non
         time.sleep(0.1)
     if not nodes:
         raise ConnectionError(f"The cluster at {control_address} has no live nodes.")
+    for n in nodes:
+        if node_id and n["node_id"] == node_id:
+            return n
     if node_ip is not None:
         for n in nodes:
             if n["node_ip"] == node_ip:

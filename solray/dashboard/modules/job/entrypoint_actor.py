@@ -73,7 +73,11 @@ class EntrypointSupervisor:
 def _node_env(spec: dict) -> tuple[dict, str | None]:
     """The entrypoint's environment and folder on this node: the job manager resolved them
     on the head; folders and virtualenvs that do not exist here are made here."""
+    from solray._private.api import DRIVER_NODE_ENV
+    from solray._private.worker import state
+
     env = dict(spec["env"])
+    env[DRIVER_NODE_ENV] = state.get_core_worker().node_id  # its drivers attach to this node
     cwd = spec.get("cwd")
     runtime_env = spec.get("runtime_env") or {}
     packages = json.loads(env.get("SOLRAY_JOB_RUNTIME_ENV") or "{}")  # as package URIs
@@ -84,8 +88,6 @@ def _node_env(spec: dict) -> tuple[dict, str | None]:
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(([cwd] if cwd else []) + modules + here))
     venv = env.get("VIRTUAL_ENV")
     if runtime_env.get("pip") and venv and not os.path.isdir(venv):
-        from solray._private.worker import state
-
         session_dir = state.get_core_worker().session_dir
         built = pip_env.ensure(runtime_env["pip"], pip_env.cache_root(session_dir),
                                os.path.join(session_dir, "logs", f"runtime_env_setup-{pip_env.env_hash(runtime_env['pip'])}.log"))
