@@ -43,6 +43,7 @@ def build_app(manager, session_name: str, token: str):
     from solray.dashboard.auth import TokenAuthMiddleware
     from solray.dashboard.modules.job.routes import JobRoutes
     from solray.dashboard.modules.metrics.routes import MetricsRoutes
+    from solray.dashboard.modules.serve.routes import ServeRoutes
     from solray.dashboard.modules.state.log_routes import LogRoutes
     from solray.dashboard.modules.state.routes import StateRoutes
     from solray.dashboard.modules.ui.routes import OPEN_PATHS, UiRoutes
@@ -52,6 +53,7 @@ def build_app(manager, session_name: str, token: str):
         + StateRoutes(manager.control).routes()
         + LogRoutes(manager.control, token).routes()
         + MetricsRoutes(manager.control).routes()
+        + ServeRoutes(manager.control, token).routes()
         + UiRoutes(manager.control, session_name).routes()
     )
     app = Starlette(routes=routes)
