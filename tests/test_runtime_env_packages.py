@@ -77,3 +77,16 @@ def test_an_actor_runs_in_its_own_working_dir(folders):
 def test_a_missing_folder_fails_at_submission(folders, tmp_path):
     with pytest.raises(ValueError, match="not a package URI nor a folder"):
         uses_working_dir.options(runtime_env={"working_dir": str(tmp_path / "gone")}).remote()
+
+
+def test_unpacked_packages_go_with_the_node_and_logs_stay(folders):
+    session = ray._private.api._cluster["info"]["session_dir"]
+    ray.get(uses_working_dir.options(runtime_env={"working_dir": folders["work"]}).remote())
+    cache = os.path.join(session, "runtime_resources")
+    assert os.path.isdir(cache)
+    ray.shutdown()
+    try:
+        assert not os.path.exists(cache)
+        assert os.path.isdir(os.path.join(session, "logs"))
+    finally:
+        ray.init(num_cpus=2)  # the module's fixture shuts it down

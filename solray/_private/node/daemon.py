@@ -393,6 +393,8 @@ class NodeDaemon:
                 pass
         shutil.rmtree(self.shm_dir, ignore_errors=True)
         shutil.rmtree(self.spill_dir, ignore_errors=True)
+        # Caches of this node's life (unpacked working_dirs, pip virtualenvs); logs stay.
+        shutil.rmtree(os.path.join(self.session_dir, "runtime_resources"), ignore_errors=True)
 
     # ------------------------------------------------------------------ dispatch
     def _handle(self, conn: Connection, method: str, payload: Any, tail: Any) -> Any:
@@ -532,6 +534,8 @@ class NodeDaemon:
     def _warn_infeasible(self, req: LeaseRequest) -> None:
         if req.shape in self._warned_infeasible or _pg_of(req) is not None:
             return  # a placement group's task waits for its group, which warns if infeasible
+        if os.environ.get("SOLRAY_AUTOSCALER_ENABLED"):
+            return  # not a problem: the autoscaler adds a node for it (and says so if none fits)
         self._warned_infeasible.add(req.shape)
         msg = (
             f"The {'actor' if req.for_actor else 'task'} requires {req.shape}, which no node "
