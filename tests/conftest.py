@@ -12,6 +12,8 @@ import solray
 # Heads started by tests store their tokens in a config folder of the test run, not the
 # user's ~/.config/solray (children inherit it; tests' clean environments keep XDG_*).
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="solray-test-config-")
+# Hundreds of local clusters start here: without a dashboard each unless a test asks for one.
+os.environ.setdefault("SOLRAY_INCLUDE_DASHBOARD", "0")
 
 
 @pytest.fixture

@@ -251,3 +251,29 @@ def test_remote_before_init_auto_initializes():
     assert not ray.is_initialized()
     assert ray.get(square.remote(7)) == 49
     assert ray.is_initialized()
+
+
+def test_a_local_cluster_serves_its_dashboard_when_asked():
+    import urllib.request
+
+    from helpers import wait_for
+
+    ctx = ray.init(num_cpus=1, include_dashboard=True, dashboard_port=None)
+    try:
+        url = ctx.dashboard_url
+        assert url.startswith("http://127.0.0.1:")
+        token = ray._private.api._cluster["info"]["token"]
+
+        def answers() -> bool:
+            req = urllib.request.Request(url + "/api/version", headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        wait_for(answers, 30, "the dashboard to answer")
+    finally:
+        ray.shutdown()
+    assert ray.init(num_cpus=1).dashboard_url == ""  # SOLRAY_INCLUDE_DASHBOARD=0 (set for the tests)
+    ray.shutdown()

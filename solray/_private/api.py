@@ -23,6 +23,7 @@ logger = logging.getLogger("solray")
 # Set for a process started on a particular node (a job's entrypoint with resources): its
 # drivers attach to that node's daemon.
 DRIVER_NODE_ENV = "SOLRAY_DRIVER_NODE_ID"
+DEFAULT_DASHBOARD_PORT = 8265
 
 _cluster: dict = {}
 
@@ -122,7 +123,36 @@ def init(
             log_to_driver=log_to_driver,
             temp_dir=_temp_dir,
             spill_dir=_spill_dir(kwargs.get("_system_config")),
+            dashboard_port=_dashboard_port(include_dashboard, dashboard_host, dashboard_port),
+            dashboard_host=dashboard_host,
         )
+
+
+def _dashboard_port(include: bool | None, host: str, port: int | None) -> int | None:
+    """The port of the local cluster's dashboard, or None for none. By default (``include
+    =None``) there is one when its packages (``solray[default]``) are installed, unless
+    ``SOLRAY_INCLUDE_DASHBOARD=0``; on 8265, or a free port when 8265 is taken."""
+    import importlib.util
+    import socket
+
+    if include is None:
+        setting = os.environ.get("SOLRAY_INCLUDE_DASHBOARD")
+        if setting is not None:
+            include = setting.lower() not in ("0", "false", "no")
+        else:
+            include = all(importlib.util.find_spec(m) is not None for m in ("starlette", "uvicorn"))
+    if not include:
+        return None
+    wanted = port if port is not None else DEFAULT_DASHBOARD_PORT
+    with socket.socket() as s:
+        try:
+            s.bind((host, wanted))
+            return wanted
+        except OSError:
+            if port is not None:
+                raise ValueError(f"dashboard_port {port} on {host} is already in use") from None
+            s.bind((host, 0))
+            return s.getsockname()[1]
 
 
 def _spill_dir(system_config: dict | None) -> str | None:
@@ -232,7 +262,8 @@ def _pick_local_node(control_address: str, token: str, node_ip: str | None = Non
     return nodes[0]
 
 
-def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir, spill_dir=None) -> RayContext:
+def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespace, runtime_env, log_to_driver, temp_dir,
+                 spill_dir=None, dashboard_port=None, dashboard_host="127.0.0.1") -> RayContext:
     from solray._private import cluster_files
     from solray._private.node import launcher
 
@@ -245,6 +276,8 @@ def _start_local(*, num_cpus, num_gpus, resources, object_store_memory, namespac
         object_store_memory=store,
         embedded=True,
         spill_dir=spill_dir,
+        dashboard_port=dashboard_port,
+        dashboard_host=dashboard_host,
     )
     return _start_driver(info, namespace, runtime_env, log_to_driver, head_proc=proc)
 

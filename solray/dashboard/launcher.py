@@ -31,11 +31,23 @@ class DashboardSupervisor:
         self._stopping = False
         self._watcher: asyncio.Task | None = None
 
-    async def start(self) -> dict:
+    async def start(self, wait: bool = True) -> dict:
+        """Start the dashboard. ``wait=False`` (an embedded cluster: ``init()`` should not
+        wait for it) returns its URL at once and reports a failure to start in the log."""
+        if not wait:
+            self._watcher = asyncio.get_running_loop().create_task(self._start_then_watch())
+            return {"dashboard_url": f"http://{self.args['host']}:{self.args['port']}"}
         self.proc, info = await start_dashboard(**self.args)
         if self.proc is not None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         return info
+
+    async def _start_then_watch(self) -> None:
+        self.proc, info = await start_dashboard(**self.args)
+        if self.proc is None:
+            logger.error("%s", info.get("dashboard_error"))
+            return
+        await self._watch()
 
     async def _watch(self) -> None:
         restarts: list[float] = []

@@ -77,7 +77,7 @@ async def run(args: argparse.Namespace) -> None:
             host=args.dashboard_host, port=args.dashboard_port, control_address=control_address,
             session_dir=args.session_dir, node_id=daemon.node_id, token=token,
         )
-        dashboard_info = await dashboard.start()
+        dashboard_info = await dashboard.start(wait=not args.embedded)
     print(
         json.dumps(
             {
