@@ -26,7 +26,7 @@ from solray._private import ids, metrics_recorder
 from solray._private.config import INLINE_OBJECT_MAX_BYTES
 from solray._private.objects import shm_store
 from solray._private.objects.memory_store import Entry, MemoryStore
-from solray._private.objects.object_ref import ObjectRef, ObjectRefGenerator
+from solray._private.objects.object_ref import ObjectRef
 from solray._private.objects.reference_counter import ReferenceCounter
 from solray._private.rpc.connection import Connection, ConnectionLost, RpcError, connect, serve
 from solray._private.runtime_env import packaging
@@ -34,14 +34,15 @@ from solray._private.serialization import serializer
 from solray._private.serialization.serializer import SerializedObject
 from solray._private.worker import state_report
 from solray._private.worker.actor_submitter import ActorTaskSubmitter
+from solray._private.worker.borrowing import BorrowingMixin, request_on_loop
+from solray._private.worker.recovery import RecoveryMixin
+from solray._private.worker.streams import StreamsMixin
 from solray._private.worker.task_events import TaskEventBuffer
 from solray._private.worker.task_submitter import NormalTaskSubmitter
 
 logger = logging.getLogger(__name__)
 
 DRIVER = "driver"
-# Object index of a generator's i-th item is i + 2: 0 marks completion, 1 is the main return.
-STREAM_INDEX_BASE = 2
 WORKER = "worker"
 
 
@@ -72,7 +73,7 @@ class TaskContext:
     placement = _ContextField("placement", None)  # its placement group (see TaskSpec.placement)
 
 
-class CoreWorker:
+class CoreWorker(BorrowingMixin, RecoveryMixin, StreamsMixin):
     def __init__(
         self,
         *,
@@ -434,174 +435,6 @@ class CoreWorker:
     def _h_infeasible(self, payload):
         print(f"\x1b[33m(scheduler)\x1b[0m Warning: {payload}", file=sys.stderr, flush=True)
 
-    # ------------------------------------------------------------------ borrowing
-    async def register_borrowers(self, contained: list, receiver: str) -> None:
-        """Before sending refs to ``receiver``, tell each ref's owner it gains a borrower."""
-        waits = []
-        for oid, owner in contained:
-            if owner == self.address:
-                e = self.store.get(oid)
-                if e is not None:
-                    self._add_borrower(e, receiver)
-            elif owner != receiver:
-                waits.append(self._add_remote_borrower(owner, oid, receiver))
-        if waits:
-            await asyncio.gather(*waits, return_exceptions=True)
-
-    def _add_borrower(self, e: Entry, address: str) -> None:
-        """Count ``address`` as a borrower of an owned object, and notice if it dies."""
-        e.borrowers[address] = e.borrowers.get(address, 0) + 1
-        if address not in self._watched_borrowers and address != self.address:
-            self._watched_borrowers.add(address)
-            self.loop.create_task(self._watch_borrower(address))
-
-    async def _watch_borrower(self, address: str) -> None:
-        # A connection to the borrower closes when its process exits (see _on_peer_closed).
-        try:
-            await self.peer(address)
-        except ConnectionError:
-            self._borrower_gone(address)
-
-    def _borrower_gone(self, address: str) -> None:
-        """A borrower's process exited: it holds no references any more."""
-        self._watched_borrowers.discard(address)
-        for oid, e in list(self.store.entries.items()):
-            if e.owned and address in e.borrowers:
-                e.borrowers.pop(address, None)
-                self._maybe_free(oid)
-
-    async def _add_remote_borrower(self, owner: str, oid: bytes, receiver: str) -> None:
-        conn = await self.peer(owner)
-        await conn.request("add_borrower", [oid, receiver])
-
-    def note_borrowed(self, contained: list | None) -> list[ObjectRef]:
-        """Record refs whose owners already count this process; return refs pinning them."""
-        if not contained:
-            return []
-        pins = []
-        for oid, owner in contained:
-            if owner == self.address:
-                pins.append(ObjectRef(oid, owner, _worker=self))
-                continue
-            with self._borrow_lock:  # count and pin together: see _on_refs_zero
-                self._borrow_counts[oid] = self._borrow_counts.get(oid, 0) + 1
-                self._borrow_owners[oid] = owner
-                pins.append(ObjectRef(oid, owner, _worker=self))
-        return pins
-
-    def _on_refs_zero(self, oids: list[bytes]) -> None:
-        for oid in oids:
-            e = self.store.get(oid)
-            if e is not None and e.owned:
-                self._maybe_free(oid)
-                continue
-            if e is not None:
-                self.store.pop(oid)
-            with self._borrow_lock:
-                if self.refs.has(oid):
-                    continue  # delivered again since the count reached zero
-                owner = self._borrow_owners.pop(oid, None)
-                delivered = self._borrow_counts.pop(oid, 0)
-            if delivered and owner:
-                self.loop.create_task(self._release_borrow(owner, oid, delivered))
-
-    async def _release_borrow(self, owner: str, oid: bytes, delivered: int) -> None:
-        try:
-            conn = await self.peer(owner)
-            conn.notify("remove_borrower", [oid, self.address, delivered])
-        except ConnectionError:
-            pass
-
-    def _maybe_free(self, oid: bytes) -> None:
-        e = self.store.get(oid)
-        if e is None or not e.owned or e.borrowers or self.refs.has(oid):
-            return
-        # A pending task's return is dropped too: its reply then finds no entry and frees it.
-        self.store.pop(oid)
-        hook = self.free_hooks.pop(oid, None)
-        if hook is not None and not self.shutting_down:
-            hook()
-        spec = self.submitter.lineage.get(ids.task_id_of(oid))
-        if spec is not None and not any(self.store.get(r) for r in spec.return_refs):
-            del self.submitter.lineage[spec.task_id]
-        if e.location is not None:
-            self.free_shm([(oid, e.location[0])])
-
-    def free_shm(self, oids: list) -> None:
-        """Free objects in shared memory: ``[(oid, node_id or None), ...]``."""
-        first = not self._pending_frees
-        self._pending_frees.extend(oids)
-        if first:
-            self.loop.call_soon(self._flush_frees)
-
-    def _flush_frees(self) -> None:
-        oids, self._pending_frees = self._pending_frees, []
-        by_node: dict[str, list] = {}
-        for oid, node_id in oids:
-            by_node.setdefault(node_id or self.node_id, []).append(oid)
-        for node_id, group in by_node.items():
-            if node_id == self.node_id:
-                if self.daemon is not None:
-                    self.daemon.notify("free_objects", group)
-            else:
-                self.loop.create_task(self._free_remote(node_id, group))
-
-    async def _free_remote(self, node_id: str, oids: list) -> None:
-        try:
-            conn = await self.daemon_of(node_id)
-            conn.notify("free_objects", oids)
-        except (ConnectionError, LookupError):
-            pass  # the node is gone, and its shared memory with it
-
-    async def daemon_of(self, node_id: str) -> Connection:
-        """Connection to the node daemon of ``node_id`` (looked up in the node table)."""
-        if node_id == self.node_id:
-            return self.daemon
-        addr = self.node_addresses.get(node_id)
-        if addr is None:
-            for n in await self.control.request("get_nodes"):
-                self.node_addresses[n["node_id"]] = n["address"]
-            addr = self.node_addresses.get(node_id)
-        if addr is None:
-            raise LookupError(f"unknown node {node_id}")
-        return await self.peer(addr)
-
-    def local_path(self, oid: bytes, location: list, owner: str = "") -> str:
-        """Path of the object's file on this node, pulling a copy from its node if needed."""
-        node_id, path, size = location
-        if node_id == self.node_id:
-            if os.path.exists(path):
-                return path
-            try:  # spilled to disk: the daemon restores it
-                return self.run_sync(_request(self.daemon, "restore_object", oid or bytes.fromhex(os.path.basename(path))))
-            except Exception as e:
-                raise exceptions.ObjectLostError((oid or b"").hex(), owner) from e
-        oid = oid or bytes.fromhex(os.path.basename(path))
-        try:
-            return self.run_sync(_request(self.daemon, "pull_object", [oid, node_id, size, owner]))
-        except Exception as e:
-            raise exceptions.ObjectLostError(oid.hex(), owner) from e
-
-    def dep_path(self, location: list, owner: str) -> str:
-        """Local path of a task argument in shared memory. If its copy was lost (its node
-        died), the owner rebuilds it from lineage and the argument is read from its new
-        location; meanwhile this worker's CPU is lent, so the rebuild can run here."""
-        oid = bytes.fromhex(os.path.basename(location[1]))
-        for _attempt in range(3):
-            try:
-                return self.local_path(oid, location, owner)
-            except exceptions.ObjectLostError:
-                if owner == self.address:
-                    raise
-                with self._blocked():
-                    try:
-                        location = self.run_sync(self._ask_reconstruct(owner, oid))
-                    except Exception:
-                        location = None
-                if location is None:
-                    raise
-        raise exceptions.ObjectReconstructionFailedError(oid.hex(), owner)
-
     # ------------------------------------------------------------------ objects: put
     def _next_put_id(self) -> bytes:
         with self._put_lock:
@@ -638,7 +471,7 @@ class CoreWorker:
         size = so.total_bytes
         if self.in_loop_thread():
             raise RuntimeError("write_shm must not run on the IO loop")
-        reply = self.run_sync(_request(self.daemon, "alloc_object", [oid, size, owner]))
+        reply = self.run_sync(request_on_loop(self.daemon, "alloc_object", [oid, size, owner]))
         if reply not in ("ok", "reuse"):
             raise exceptions.ObjectStoreFullError(reply)
         path = os.path.join(self.shm_dir, oid.hex())
@@ -785,71 +618,6 @@ class CoreWorker:
             e.mapped = mapped
         meta, data, bufs = mapped
         return serializer.deserialize(meta, data, bufs)
-
-    # ------------------------------------------------------------------ lost objects
-    def _recover(self, ref: ObjectRef, e: Entry) -> bool:
-        """The value's copy is gone: rebuild it (owner) or ask the owner to (borrower)."""
-        oid = ref.binary()
-        if e.owned:
-            if not self.reconstruct(oid):
-                return False
-            self.wait_ready([ref], 1, None)
-            return True
-        owner = ref.owner_address()
-        try:
-            reply = self.run_sync(self._ask_reconstruct(owner, oid))
-        except Exception:
-            return False
-        if reply is None:
-            return False
-        self.store.set_ready(oid, location=reply)
-        return True
-
-    async def _ask_reconstruct(self, owner: str, oid: bytes):
-        conn = await self.peer(owner)
-        return await conn.request("reconstruct_object", oid)
-
-    def reconstruct(self, oid: bytes) -> bool:
-        spec = self.submitter.lineage.get(ids.task_id_of(oid))
-        if spec is None or spec.retries_left == 0:
-            return False
-        if spec.retries_left > 0:
-            spec.retries_left -= 1
-        spec.attempt += 1
-        self.reconstructions += 1
-        for r in spec.return_refs:
-            self.store.reset(r)
-        self.schedule(lambda: self.submitter.resubmit(spec))
-        return True
-
-    def _h_object_moved(self, payload) -> bool:
-        """A draining node copied one of our objects elsewhere before leaving (autoscaler)."""
-        oid, location, old_node = payload
-        e = self.store.get(oid)
-        if e is None or e.location is None or e.location[0] != old_node:
-            return False
-        e.location = location
-        return True
-
-    async def _h_reconstruct_object(self, oid: bytes):
-        e = self.store.get(oid)
-        if e is None or not e.owned:
-            return None
-        if e.ready:
-            if e.location is not None and e.location[0] != self.node_id and not await self._node_alive(e.location[0]):
-                if not self.reconstruct(oid):
-                    return None
-            else:
-                return e.location
-        fut = self.loop.create_future()
-        if self.store.add_callback(oid, lambda _e: self.loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))):
-            await fut
-        e = self.store.get(oid)
-        return e.location if e is not None and not e.is_error else None
-
-    async def _node_alive(self, node_id: str) -> bool:
-        nodes = await self.control.request("get_nodes")
-        return any(n["node_id"] == node_id and n.get("alive") for n in nodes)
 
     def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -1006,7 +774,7 @@ class CoreWorker:
         self.schedule(lambda: self.actor_submitter.submit(spec))
 
     def control_call(self, method: str, payload: Any = None, timeout: float | None = 30) -> Any:
-        return self.run_sync(_request(self.control, method, payload), timeout)
+        return self.run_sync(request_on_loop(self.control, method, payload), timeout)
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> bool:
         """Ask the control service to kill an actor, after its creation request if pending
@@ -1031,105 +799,6 @@ class CoreWorker:
 
         self.schedule(go)
 
-    # ------------------------------------------------------------------ streaming generators
-    def create_stream(self, task_id: bytes) -> ObjectRefGenerator:
-        self._streams[task_id] = {"items": {}, "next": 0, "count": None, "cond": threading.Condition(), "waiters": []}
-        return ObjectRefGenerator(task_id, self)
-
-    def _h_stream_item(self, payload):
-        task_id, index, value, contained = payload
-        st = self._streams.get(task_id)
-        oid = ids.object_id(task_id, index + STREAM_INDEX_BASE)
-        pins = self.note_borrowed(contained)
-        if value[0] is None:
-            self.store.set_ready(oid, location=value[1], contained=pins, create_owned=True)
-        else:
-            self.store.set_ready(oid, inline=value, contained=pins, create_owned=True)
-        if st is None:
-            if task_id in self._dropped_streams:
-                self._maybe_free(oid)  # its generator is gone: nobody can read it
-            else:  # a num_returns="dynamic" task: its final value will hold the refs
-                self._unclaimed_items.setdefault(task_id, []).append(oid)
-            return
-        ref = ObjectRef(oid, self.address, _worker=self)
-        with st["cond"]:
-            st["items"][index] = ref
-            st["next"] = max(st["next"], index + 1)
-            st["cond"].notify_all()
-        self._wake_stream_waiters(st)
-
-    def drop_stream(self, task_id: bytes) -> None:
-        """The stream's generator was garbage-collected (any thread)."""
-        if task_id in self._streams and not self.shutting_down:
-            self.schedule(lambda: self._drop_stream(task_id))
-
-    def _drop_stream(self, task_id: bytes) -> None:
-        st = self._streams.pop(task_id, None)  # its unread refs go with it
-        if st is not None and st["count"] is None:
-            self._dropped_streams.add(task_id)
-
-    def end_stream(self, task_id: bytes, count: int) -> None:
-        self._end_stream(task_id, count=count)
-
-    def _end_stream(self, task_id: bytes, count: int | None = None, error_inline: list | None = None) -> None:
-        st = self._streams.get(task_id)
-        if st is None:
-            return
-        with st["cond"]:
-            if error_inline is not None:
-                index = st["next"]
-                oid = ids.object_id(task_id, index + STREAM_INDEX_BASE)
-                ref = ObjectRef(oid, self.address, _worker=self)
-                self.store.set_ready(oid, inline=error_inline, is_error=True, create_owned=True)
-                st["items"][index] = ref
-                count = index + 1
-            st["count"] = count if count is not None else st["next"]
-            st["cond"].notify_all()
-        self._wake_stream_waiters(st)
-
-    def _wake_stream_waiters(self, st: dict) -> None:
-        waiters, st["waiters"] = st["waiters"], []
-        for loop, fut in waiters:
-            loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
-
-    def next_stream_ref(self, task_id: bytes, index: int, timeout: float | None) -> ObjectRef | None:
-        st = self._streams.get(task_id)
-        if st is None:
-            return None
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._blocked():
-            with st["cond"]:
-                while True:
-                    ref = st["items"].pop(index, None)
-                    if ref is not None:
-                        return ref
-                    if st["count"] is not None and index >= st["count"]:
-                        self._streams.pop(task_id, None)
-                        return None
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
-                    st["cond"].wait(remaining if remaining is not None else 1.0)
-
-    async def next_stream_ref_async(self, task_id: bytes, index: int) -> ObjectRef | None:
-        st = self._streams.get(task_id)
-        if st is None:
-            return None
-        loop = asyncio.get_running_loop()
-        while True:
-            with st["cond"]:
-                ref = st["items"].pop(index, None)
-                if ref is not None:
-                    return ref
-                if st["count"] is not None and index >= st["count"]:
-                    self._streams.pop(task_id, None)
-                    return None
-                fut = loop.create_future()
-                st["waiters"].append((loop, fut))
-            await fut
-
-    def stream_completion_ref(self, task_id: bytes) -> ObjectRef:
-        return ObjectRef(ids.object_id(task_id, 0), self.address, _worker=self)
 
 
 _NONE_INLINE = serializer.serialize(None).to_inline()
@@ -1149,12 +818,6 @@ class _BlockedScope:
     def __exit__(self, *exc):
         if self.active:
             self.worker.executor.notify_unblocked()
-
-
-async def _request(conn: Connection, method: str, payload: Any = None) -> Any:
-    """A request made from a user thread: ``Connection`` is not thread-safe, so the frame
-    must be written by the IO loop (``run_sync(_request(...))``), never by the caller."""
-    return await conn.request(method, payload)
 
 
 def _as_raisable(value: Any) -> BaseException:
