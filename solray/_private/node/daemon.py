@@ -26,76 +26,33 @@ import msgpack
 from solray._private import config, ids
 from solray._private.node import drain, log_files, state_report
 from solray._private.node.env_workers import EnvWorkerSpawner
+from solray._private.node.object_store import ObjectStoreMixin
 from solray._private.node.packages import NodePackages
+from solray._private.node.records import (
+    DEAD,
+    IDLE,
+    LEASED,
+    STARTING,
+    Lease,
+    LeaseRequest,
+    WorkerRecord,
+    pg_of,
+)
 from solray._private.node.transfer import TransferServer
-from solray._private.node.transfer import fetch as transfer_fetch
+from solray._private.node.worker_exits import WorkerExitsMixin
 from solray._private.rpc.connection import Connection, RpcError, connect, serve
 from solray._private.runtime_env import packaging
 from solray._private.scheduling.bundles import BundleTable, uses_group
 from solray._private.scheduling.labels import NODE_ID_LABEL, matches
-from solray._private.scheduling.resources import NodeResources, cpu_part, describe, fits, normalize
+from solray._private.scheduling.resources import NodeResources, cpu_part, describe, fits
 
 logger = logging.getLogger(__name__)
 
 _LEN = struct.Struct("!I")
 
-STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
 
 
-class WorkerRecord:
-    __slots__ = ("worker_id", "pid", "job_id", "env_key", "state", "conn", "address", "lease", "blocked", "idle_since", "waiting", "is_actor", "env_vars", "pip", "packages")
-
-    def __init__(self, worker_id: str, job_id: int, env_key: str):
-        self.worker_id = worker_id
-        self.pid: int | None = None
-        self.job_id = job_id
-        self.env_key = env_key
-        self.state = STARTING
-        self.conn: Connection | None = None
-        self.address = ""
-        self.lease: Lease | None = None
-        self.blocked = False
-        self.idle_since = time.monotonic()
-        self.waiting: Lease | None = None  # lease granted to this worker before it registered
-        self.is_actor = False
-        self.env_vars: dict = {}
-        self.pip: dict | None = None  # the pip runtime_env it was started for (its own, not the job's)
-        self.packages: dict | None = None  # its own working_dir/py_modules URIs (not the job's)
-
-
-class Lease:
-    __slots__ = ("lease_id", "demand", "gpu_ids", "worker", "owner", "future", "for_actor")
-
-    def __init__(self, demand: dict, owner: Connection, future: asyncio.Future, for_actor: bool):
-        self.lease_id = ids.new_id(8).hex()
-        self.demand = demand
-        self.gpu_ids: list[int] = []
-        self.worker: WorkerRecord | None = None
-        self.owner = owner
-        self.future = future
-        self.for_actor = for_actor
-
-
-class LeaseRequest:
-    __slots__ = ("demand", "job_id", "env_key", "env_vars", "owner", "future", "for_actor", "shape", "strategy", "spilled", "preferred", "pip", "packages")
-
-    def __init__(self, payload: dict, owner: Connection, future: asyncio.Future):
-        self.demand = normalize(payload.get("resources"))
-        self.job_id = payload["job_id"]
-        self.env_vars = payload.get("env_vars") or {}
-        self.env_key = payload.get("env_key") or ""
-        self.owner = owner
-        self.future = future
-        self.for_actor = bool(payload.get("for_actor"))
-        self.shape = describe(self.demand)
-        self.strategy = payload.get("strategy")
-        self.spilled = bool(payload.get("spilled"))
-        self.preferred = payload.get("preferred_node")
-        self.pip = payload.get("pip")
-        self.packages = payload.get("packages")
-
-
-class NodeDaemon:
+class NodeDaemon(WorkerExitsMixin, ObjectStoreMixin):
     def __init__(
         self,
         *,
@@ -283,7 +240,7 @@ class NodeDaemon:
                 "pending": self.pending_demands(),
                 # Each queued request's resources, for the autoscaler (placement groups' tasks
                 # wait for their group, which the control service reports itself).
-                "demand": [req.demand for req in self.pending if _pg_of(req) is None],
+                "demand": [req.demand for req in self.pending if pg_of(req) is None],
                 "object_store_used": self.object_bytes,
             }
             now = time.monotonic()
@@ -532,7 +489,7 @@ class NodeDaemon:
         return fut
 
     def _warn_infeasible(self, req: LeaseRequest) -> None:
-        if req.shape in self._warned_infeasible or _pg_of(req) is not None:
+        if req.shape in self._warned_infeasible or pg_of(req) is not None:
             return  # a placement group's task waits for its group, which warns if infeasible
         if os.environ.get("SOLRAY_AUTOSCALER_ENABLED"):
             return  # not a problem: the autoscaler adds a node for it (and says so if none fits)
@@ -562,7 +519,7 @@ class NodeDaemon:
             req = self.pending.popleft()
             if req.future.done() or req.owner.closed:
                 continue
-            if _pg_of(req) in self.removed_pgs:
+            if pg_of(req) in self.removed_pgs:
                 req.future.set_result({"error": _PG_REMOVED, "pg_removed": True})
                 continue
             target = self._choose_node(req)
@@ -793,350 +750,11 @@ class NodeDaemon:
         self.bundles.release(pg_hex)
         self._schedule()
 
-    # ------------------------------------------------------------------ worker exits
-    def _worker_gone(self, w: WorkerRecord) -> None:
-        if w.state == DEAD:
-            return
-        w.state = DEAD
-        if w.lease is not None:
-            self._release_lease(w.lease)
-        if w.waiting is not None:
-            lease = w.waiting
-            w.waiting = None
-            self._release_lease(lease)
-            if not lease.future.done():
-                lease.future.set_exception(RuntimeError("the worker process exited during startup"))
-        self.workers.pop(w.worker_id, None)
-
-    def _kill(self, w: WorkerRecord) -> None:
-        if w.pid:
-            try:
-                os.kill(w.pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-    def _h_kill_worker(self, conn: Connection, worker_id: str) -> bool:
-        w = self.workers.get(worker_id)
-        if w is None:
-            return False
-        self._kill(w)
-        return True
-
-    def _h_job_info(self, conn: Connection, job: dict) -> None:
-        """A job started somewhere in the cluster (sent by the control service): workers
-        started here for it need its driver's address, runtime_env and import path."""
-        self.jobs.setdefault(
-            job["job_id"],
-            {
-                "driver_address": job.get("driver_address"),
-                "namespace": job.get("namespace"),
-                "runtime_env": job.get("runtime_env") or {},
-                "sys_path": job.get("sys_path") or [],
-            },
-        )
-
-    def _h_job_finished(self, conn: Connection, job_id: int) -> None:
-        self._finish_job(job_id)
-
-    def _finish_job(self, job_id: int) -> None:
-        self.jobs.pop(job_id, None)
-        for w in list(self.workers.values()):
-            if w.job_id == job_id and not w.is_actor:
-                self._kill(w)
-                if w.conn is None:
-                    self._worker_gone(w)
-
-    async def _watch_starting_workers(self) -> None:
-        """A worker that dies before it registers closes no connection, so nothing else
-        would notice: the lease it was started for would wait (holding its resources)
-        forever. Check such workers by PID and start a new worker for their lease."""
-        while True:
-            await asyncio.sleep(0.2)
-            dead = [
-                w for w in self.workers.values()
-                if w.conn is None and w.pid is not None and w.state != DEAD and not _pid_alive(w.pid)
-            ]
-            for w in dead:
-                lease, w.waiting = w.waiting, None
-                w.lease = None
-                w.state = DEAD
-                self.workers.pop(w.worker_id, None)
-                if lease is None or lease.lease_id not in self.leases:
-                    continue
-                if lease.future.done():  # its requester is gone
-                    self._release_lease(lease)
-                    continue
-                logger.warning("worker %s (pid %s) died while starting; starting another", w.worker_id[:12], w.pid)
-                nw = self._start_worker(w.job_id, w.env_key, w.env_vars, w.pip, w.packages)
-                nw.state = LEASED
-                nw.waiting = lease
-                lease.worker = nw
-                nw.is_actor = lease.for_actor
-            if dead:
-                self._schedule()
-
-    async def _reap_idle_workers(self) -> None:
-        while True:
-            await asyncio.sleep(max(1.0, config.IDLE_WORKER_TIMEOUT_S / 4))
-            soft_limit = max(1, int(self.resources.total.get("CPU", 1)))
-            idle = sorted(
-                (w for w in self.workers.values() if w.state == IDLE), key=lambda w: w.idle_since
-            )
-            now = time.monotonic()
-            expired = [w for w in idle[: max(0, len(idle) - soft_limit)] if now - w.idle_since > config.IDLE_WORKER_TIMEOUT_S]
-            if expired:
-                await asyncio.gather(*(self._reap_if_owning_nothing(w) for w in expired))
-
-    async def _reap_if_owning_nothing(self, w: WorkerRecord) -> None:
-        """Stop an idle worker unless it owns objects still referenced or actors (its exit
-        would lose them: owners keep what they own alive, as in Ray)."""
-        try:
-            may_exit = await asyncio.wait_for(w.conn.request("may_exit"), 5) if w.conn is not None else True
-        except (ConnectionError, RpcError, asyncio.TimeoutError):
-            may_exit = True
-        if may_exit and w.state == IDLE:
-            self._kill(w)
-
-    # ------------------------------------------------------------------ objects
-    def _h_alloc_object(self, conn: Connection | None, p: list) -> str:
-        oid, size, owner = p
-        if oid in self.objects:
-            return "ok"
-        if size > self.object_store_memory:
-            return (
-                f"Failed to put object {oid.hex()} of {size / 2**20:.1f} MiB into the object store: "
-                f"it is larger than the whole store ({self.object_store_memory / 2**20:.1f} MiB). "
-                "Start the cluster with a larger object_store_memory."
-            )
-        # Only writers over RPC can take a pooled file; the daemon's own copies write fresh.
-        reused = conn is not None and self._reuse_pooled(oid, size)
-        if self.object_bytes + self.pool_bytes + size > self.object_store_memory:
-            self._drop_pool(self.object_store_memory - size - self.object_bytes)
-        if self.object_bytes + size > self.object_store_memory:
-            self._spill_until(self.object_store_memory - size, keep=oid)
-        if self.object_bytes + size > self.object_store_memory:
-            if reused:
-                os.unlink(self._path(oid) + ".w")
-            return (
-                f"Failed to put object {oid.hex()} of {size / 2**20:.1f} MiB into the object "
-                f"store: {self.object_bytes / 2**20:.1f} MiB of {self.object_store_memory / 2**20:.1f} "
-                "MiB are in use by objects that are still referenced and could not be spilled. "
-                "Free references (del the ObjectRefs) or start the cluster with a larger "
-                "object_store_memory."
-            )
-        self.objects[oid] = (size, owner)
-        self.object_bytes += size
-        return "reuse" if reused else "ok"
-
-    # ------------------------------------------------------------------ recycling
-    def _reuse_pooled(self, oid: bytes, size: int) -> bool:
-        """Hand a pooled file of a fitting size to the writer of ``oid`` (as ``<oid>.w``)."""
-        if size < config.RECYCLE_MIN_BYTES:
-            return False
-        best = None
-        for i, (psize, _path) in enumerate(self.pool):
-            if size <= psize <= 2 * size and (best is None or psize < self.pool[best][0]):
-                best = i
-        if best is None:
-            return False
-        psize, path = self.pool.pop(best)
-        self.pool_bytes -= psize
-        os.rename(path, self._path(oid) + ".w")
-        return True
-
-    def _drop_pool(self, target_bytes: int) -> None:
-        while self.pool and self.pool_bytes > max(0, target_bytes):
-            psize, path = self.pool.pop(0)
-            self.pool_bytes -= psize
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-
-    def _recycle(self, oid: bytes, size: int) -> bool:
-        """Keep a freed file for reuse if nobody on this node still maps it."""
-        if size < config.RECYCLE_MIN_BYTES or self.pool_bytes + size > self.object_store_memory * config.RECYCLE_POOL_FRACTION:
-            return False
-        path = self._path(oid)
-        for info in self.clients.values():
-            if _maps_for_reading(info["pid"], path):
-                return False
-        dst = os.path.join(self.pool_dir, oid.hex())
-        try:
-            os.rename(path, dst)
-        except OSError:
-            return False
-        self.pool.append((size, dst))
-        self.pool_bytes += size
-        return True
-
-    # ------------------------------------------------------------------ spilling
-    def _spill_until(self, target_bytes: int, keep: bytes | None = None) -> None:
-        """Move the oldest complete objects to disk until the store holds ``target_bytes``."""
-        os.makedirs(self.spill_dir, exist_ok=True)
-        for oid in list(self.objects):
-            if self.object_bytes <= target_bytes:
-                return
-            if oid == keep or oid in self._pulls:
-                continue
-            src = self._path(oid)
-            if not os.path.exists(src):  # still being written
-                continue
-            size, owner = self.objects[oid]
-            dst = os.path.join(self.spill_dir, oid.hex())
-            try:
-                shutil.copyfile(src, dst)
-            except OSError as e:
-                logger.error("spilling %s failed: %s", oid.hex(), e)
-                return
-            os.unlink(src)
-            del self.objects[oid]
-            self.object_bytes -= size
-            self.spilled[oid] = (size, owner, dst)
-            self.spilled_bytes_total += size
-
-    def _h_restore_object(self, conn: Connection | None, oid: bytes) -> str:
-        """Bring a spilled object back into shared memory; return its path."""
-        path = self._path(oid)
-        if oid in self.objects and os.path.exists(path):
-            return path
-        entry = self.spilled.get(oid)
-        if entry is None:
-            raise FileNotFoundError(f"object {oid.hex()} is neither in shared memory nor spilled on this node")
-        size, owner, spill_path = entry
-        verdict = self._h_alloc_object(None, [oid, size, owner])
-        if verdict != "ok":
-            raise MemoryError(verdict)
-        tmp = path + ".w"
-        shutil.copyfile(spill_path, tmp)
-        os.rename(tmp, path)
-        del self.spilled[oid]
-        os.unlink(spill_path)
-        self.restored_bytes_total += size
-        return path
-
-    def _h_free_objects(self, conn: Connection | None, oids: list) -> None:
-        forward: dict[str, list] = {}
-        for oid in oids:
-            for addr in self.pulled_by.pop(oid, ()):
-                forward.setdefault(addr, []).append(oid)
-            spilled = self.spilled.pop(oid, None)
-            if spilled is not None:
-                try:
-                    os.unlink(spilled[2])
-                except FileNotFoundError:
-                    pass
-            entry = self.objects.pop(oid, None)
-            if entry is None:
-                continue
-            self.object_bytes -= entry[0]
-            if self._recycle(oid, entry[0]):
-                continue
-            try:
-                os.unlink(os.path.join(self.shm_dir, oid.hex()))
-            except FileNotFoundError:
-                pass
-        if forward:
-            asyncio.get_running_loop().create_task(self._forward_frees(forward))
-
-    async def _forward_frees(self, forward: dict[str, list]) -> None:
-        """Copies pulled by other nodes go when the primary copy goes."""
-        for addr, oids in forward.items():
-            try:
-                host, port = addr.rsplit(":", 1)
-                c = await connect(host, int(port), self.token, name="free")
-                c.notify("free_objects", oids)
-                await asyncio.sleep(0)
-                c.close()
-            except OSError:
-                pass
-
-    # ------------------------------------------------------------------ transfers
-    def _path(self, oid: bytes) -> str:
-        return os.path.join(self.shm_dir, oid.hex())
-
-    async def _h_pull_object(self, conn: Connection, p: list) -> str:
-        """Make a local copy of an object held by another node; return its local path."""
-        oid, src_node, size, owner = p
-        path = self._path(oid)
-        if oid in self.objects and oid not in self._pulls:
-            return path
-        pending = self._pulls.get(oid)
-        if pending is None:
-            pending = self._pulls[oid] = asyncio.get_running_loop().create_future()
-            try:
-                await self._pull(oid, src_node, size, owner, path)
-                pending.set_result(path)
-            except BaseException as e:
-                pending.set_exception(e)
-                pending.exception()
-                raise
-            finally:
-                self._pulls.pop(oid, None)
-        return await asyncio.shield(pending)
-
-    async def _pull(self, oid: bytes, src_node: str, size: int, owner: str, path: str) -> None:
-        node = self.cluster_view.get(src_node)
-        if node is None or not node.get("alive"):
-            raise LookupError(f"object {oid.hex()} is on node {src_node}, which is not alive")
-        verdict = self._h_alloc_object(conn=None, p=[oid, size, owner])
-        if verdict != "ok":
-            raise MemoryError(verdict)
-        host, port = node["address"].rsplit(":", 1)
-        try:
-            # The source readies the object (restoring it if spilled) and names its transfer
-            # port; the bytes then flow socket-to-mapping on a thread (transfer.py).
-            src = await connect(host, int(port), self.token, name=f"transfer {src_node[:8]}")
-            try:
-                tport = await src.request("prepare_send", [oid, self.address])
-            finally:
-                src.close()
-            await asyncio.get_running_loop().run_in_executor(
-                None, transfer_fetch, host, tport, self.token, oid, size, path + ".part"
-            )
-        except BaseException:
-            self._h_free_objects(None, [oid])
-            try:
-                os.unlink(path + ".part")
-            except FileNotFoundError:
-                pass
-            raise
-        os.rename(path + ".part", path)
-        self.pulls_total += 1
-        self.pulled_bytes_total += size
-
-    def _h_prepare_send(self, conn: Connection, p: list) -> int:
-        """Another node is about to pull an object: have it in shared memory, remember the
-        copy (it goes when the object goes), and name the port that streams it."""
-        oid, requester = p
-        if oid not in self.objects:
-            self._h_restore_object(None, oid)
-        self.pulled_by.setdefault(oid, set()).add(requester)
-        return self.transfer.port
-
-    def _free_owned_by(self, owner: str) -> None:
-        self._h_free_objects(None, [oid for oid, (_s, o) in self.objects.items() if o == owner])
-
     def _h_node_info(self, conn: Connection, p: Any) -> dict:
         return self.node_info()
 
 
 _PG_REMOVED = "The task's placement group was removed."
-
-
-def _pg_of(req: LeaseRequest) -> str | None:
-    s = req.strategy
-    return s.get("pg_id") if isinstance(s, dict) and s.get("type") == "placement_group" else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 OWNER_FILE = "owner.pid"
@@ -1159,16 +777,3 @@ def _sweep_dead_shm_dirs(parent: str) -> None:
             continue  # not ours to judge (an older layout, or being created right now)
         if pid and not psutil.pid_exists(pid):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _maps_for_reading(pid: int, path: str) -> bool:
-    """Whether process ``pid`` maps ``path`` read-only: a reader that would see a recycled
-    file change under it. Writable mappings are writers' own (kept to refill the file)."""
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            for line in f:
-                if line.rstrip("\n").endswith(path) and line.split(None, 2)[1][1] != "w":
-                    return True
-    except OSError:
-        pass
-    return False

@@ -20,7 +20,8 @@ import msgpack
 from solray._private.runtime_env import pip as pip_env
 
 if TYPE_CHECKING:
-    from solray._private.node.daemon import NodeDaemon, WorkerRecord
+    from solray._private.node.daemon import NodeDaemon
+    from solray._private.node.records import WorkerRecord
 
 logger = logging.getLogger(__name__)
 
