@@ -2,5 +2,6 @@
 through which a training loop or a trial reports metrics and checkpoints."""
 
 from solray.air.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from solray.air.result import Result
 
-__all__ = ["CheckpointConfig", "FailureConfig", "RunConfig", "ScalingConfig"]
+__all__ = ["CheckpointConfig", "FailureConfig", "Result", "RunConfig", "ScalingConfig"]
