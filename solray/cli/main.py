@@ -243,6 +243,9 @@ def _add_job_commands() -> None:
     from solray.cli.logs import logs_cmd
 
     cli.add_command(logs_cmd)
+    from solray.rllib.cli import rllib_cli
+
+    cli.add_command(rllib_cli)
     from solray.cli.cluster_up import COMMANDS as CLUSTER_COMMANDS
 
     for command in CLUSTER_COMMANDS:  # up, down (cluster.yaml with the autoscaler)

@@ -74,7 +74,10 @@ class Setup:
     def build(cls, trainable: Any, tune_config: TuneConfig, run_config: RunConfig, scheduler: TrialScheduler,
               stopper: Stopper | None) -> Setup:
         fn, name = resolve_trainable(trainable)
-        reserved = 1.0 if getattr(trainable, "datasets", None) and hasattr(trainable, "as_trainable") else 0.0
+        # A Trainer whose datasets were split up front (in this driver) runs no Data tasks
+        # beside its trials, so nothing needs a CPU kept free.
+        needs_cpu = getattr(trainable, "datasets", None) and not getattr(fn, "_solray_datasets_prepared", False)
+        reserved = 1.0 if needs_cpu and hasattr(trainable, "as_trainable") else 0.0
         storage_path = os.path.expanduser(run_config.storage_path or DEFAULT_STORAGE_PATH)
         fs, fs_path = fsu.resolve(storage_path, run_config.storage_filesystem)
         experiment = run_config.name or f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"

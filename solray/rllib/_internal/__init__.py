@@ -1,0 +1,1 @@
+"""solray.rllib internals: env runners, learners, modules, metrics, checkpoints."""

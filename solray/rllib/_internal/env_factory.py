@@ -1,0 +1,107 @@
+"""From what the user named (a gymnasium id, a registered name, an env class) to env objects.
+
+``resolve_env_creator`` runs in the driver at build time, so an unknown env id fails there
+with a clear message; the creator it returns is shipped to the EnvRunner actors.
+``ObsEncoder`` turns any supported observation into the flat float32 vector modules take.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from solray.rllib.env.env_context import EnvContext
+from solray.rllib.env.registry import get_env_creator
+
+
+def _make_gym(env_id: str, env_config: dict) -> gym.Env:
+    return gym.make(env_id, **dict(env_config))
+
+
+def resolve_env_creator(env: Any) -> Callable[[EnvContext], Any]:
+    """A picklable ``creator(env_context) -> env`` for ``env``; unknown names raise ``ValueError``."""
+    if isinstance(env, type):
+        return env
+    if callable(env) and not isinstance(env, str):
+        return env
+    if not isinstance(env, str):
+        raise TypeError(f"config.environment(env=...) must be a str or an env class, got {type(env).__name__}")
+    creator = get_env_creator(env)
+    if creator is not None:
+        return creator
+    try:
+        gym.spec(env)
+    except gym.error.Error as e:
+        raise ValueError(
+            f"Unknown env {env!r}: it is neither a gymnasium env id nor a name registered with "
+            f"tune.register_env ({type(e).__name__}: {e})") from None
+    return functools.partial(_make_gym, env)
+
+
+def make_single_env(env: Any, env_config: Any) -> Any:
+    """Build one env instance from a name/class/creator (used by ``make_multi_agent``)."""
+    return resolve_env_creator(env)(env_config if isinstance(env_config, EnvContext) else EnvContext(env_config))
+
+
+def check_space(space: Any, what: str) -> None:
+    """Raise a ``ValueError`` naming the space when the default modules cannot handle it."""
+    if isinstance(space, gym.spaces.Box):
+        if not np.issubdtype(space.dtype, np.number):
+            raise ValueError(f"Unsupported {what} {space}: Box spaces must hold numbers.")
+        return
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiBinary)):
+        return
+    raise ValueError(
+        f"Unsupported {what} {space!r}: solray.rllib's default modules handle Box, Discrete and "
+        "MultiBinary spaces (wrap the env to flatten Dict/Tuple/Text spaces, e.g. with "
+        "gymnasium.wrappers.FlattenObservation).")
+
+
+def check_action_space(space: Any, algo_name: str, discrete: bool | None) -> None:
+    """``discrete``: True (DQN), False (SAC) or None (PPO takes both)."""
+    if isinstance(space, gym.spaces.Discrete):
+        if discrete is False:
+            raise ValueError(f"{algo_name} needs a continuous (Box) action space, got {space}.")
+        return
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        if discrete is True:
+            raise ValueError(f"{algo_name} needs a Discrete action space, got {space}.")
+        return
+    raise ValueError(
+        f"Unsupported action space {space!r} for {algo_name}: the default modules handle "
+        "Discrete and 1-D Box action spaces.")
+
+
+class ObsEncoder:
+    """Flat float32 vectors from observations: Box flattened, Discrete one-hot."""
+
+    def __init__(self, space: gym.Space) -> None:
+        self.space = space
+        if isinstance(space, gym.spaces.Discrete):
+            self.size = int(space.n)
+        else:
+            self.size = int(np.prod(space.shape))
+
+    def encode(self, observations: list) -> np.ndarray:
+        if isinstance(self.space, gym.spaces.Discrete):
+            out = np.zeros((len(observations), self.size), np.float32)
+            out[np.arange(len(observations)), np.asarray(observations, np.int64) - self.space.start] = 1.0
+            return out
+        return np.asarray(observations, np.float32).reshape(len(observations), self.size)
+
+
+def action_to_env(space: gym.Space, action: np.ndarray, normalize: bool, clip: bool) -> Any:
+    """What the env's ``step`` receives for one sampled action."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(action)
+    action = np.asarray(action, dtype=space.dtype)
+    if normalize and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
+        # Modules act in [-1, 1]; the env gets its own bounds (Ray's normalize_actions).
+        action = space.low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (space.high - space.low)
+    elif clip:
+        action = np.clip(action, space.low, space.high)
+    return action.astype(space.dtype)

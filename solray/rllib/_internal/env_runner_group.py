@@ -1,0 +1,119 @@
+"""``EnvRunnerGroup``: the EnvRunner actors of an algorithm (or one local runner), and what
+happens when one fails.
+
+Weights reach the actors as one object-store ref per update (``solray.put`` once, every
+runner resolves the same NumPy buffers); sample batches come back as NumPy dicts through the
+object store. A runner whose ``sample`` raises (its env crashed) or whose process died is
+logged with the remote traceback and, with ``restart_failed_env_runners``, replaced by a
+fresh actor; the iteration goes on with the other runners' samples.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import solray
+from solray.exceptions import RayError
+
+logger = logging.getLogger("solray.rllib")
+
+
+class EnvRunnerGroup:
+    def __init__(self, config: Any, runner_cls: type, env_creator: Callable, module_specs: dict,
+                 postprocess: Callable | None, num_runners: int, first_index: int = 1,
+                 bundles: Any = None) -> None:
+        self.config = config
+        self._args = (env_creator, module_specs, postprocess)
+        self._runner_cls = runner_cls
+        self._first_index = first_index
+        self.num_runners = num_runners
+        self.local_env_runner = None
+        self._remote: dict[int, Any] = {}
+        self._placement: dict[int, dict] = {}  # actor options per runner index (its bundle in Tune)
+        self.num_restarts = 0
+        self.failures: list[str] = []
+        if num_runners == 0:
+            self.local_env_runner = runner_cls(config, 0, *self._args, num_workers=0)
+        else:
+            self._actor_cls = solray.remote(num_cpus=config.num_cpus_per_env_runner,
+                                            num_gpus=config.num_gpus_per_env_runner)(runner_cls)
+            for index in range(first_index, first_index + num_runners):
+                self._placement[index] = bundles.options() if bundles is not None else {}
+                self._remote[index] = self._start(index)
+            self._wait_ready()
+
+    def _start(self, index: int) -> Any:
+        return self._actor_cls.options(**self._placement[index]).remote(
+            self.config, index, *self._args, num_workers=self.num_runners)
+
+    def _wait_ready(self) -> None:
+        """Construct every actor now, so a bad env or module fails ``build_algo()``, not ``train()``."""
+        for ref in [actor.ping.remote() for actor in self._remote.values()]:
+            try:
+                solray.get(ref)
+            except RayError:
+                self.stop()
+                raise
+
+    @property
+    def healthy_count(self) -> int:
+        return len(self._remote) if self.local_env_runner is None else 1
+
+    def call(self, method: str, weights: Any, **kwargs: Any) -> list[dict]:
+        """``method`` on every runner (the local one gets the NumPy weights, actors the ref)."""
+        if self.local_env_runner is not None:
+            local_weights = solray.get(weights) if isinstance(weights, solray.ObjectRef) else weights
+            return [getattr(self.local_env_runner, method)(weights=local_weights, **kwargs)]
+        for _ in range(max(1, self.config.num_consecutive_env_runner_failures_tolerance)):
+            refs = {i: getattr(r, method).remote(weights=weights, **kwargs) for i, r in self._remote.items()}
+            outputs = []
+            for index, ref in refs.items():
+                try:
+                    # No timeout: a slow runner on a busy machine is not a failed one.
+                    outputs.append(solray.get(ref))
+                except RayError as e:
+                    self._on_failure(index, e)
+            if outputs:
+                return outputs
+        raise RuntimeError(f"Every EnvRunner failed {self.config.num_consecutive_env_runner_failures_tolerance} "
+                           f"times in a row; last error:\n{self.failures[-1] if self.failures else '?'}")
+
+    def _on_failure(self, index: int, error: RayError) -> None:
+        text = str(error)
+        self.failures.append(text)
+        restart = self.config.restart_failed_env_runners
+        if not restart and not self.config.ignore_env_runner_failures:
+            raise error
+        if restart and self.num_restarts >= self.config.max_num_env_runner_restarts:
+            raise RuntimeError(f"EnvRunner {index} failed after {self.num_restarts} restarts "
+                               f"(max_num_env_runner_restarts):\n{text}") from None
+        logger.error("EnvRunner %d failed; %s.\n%s", index,
+                     "restarting it (restart_failed_env_runners=True)" if restart else "ignoring it", text)
+        old = self._remote.pop(index)
+        try:
+            solray.kill(old)
+        except Exception:  # noqa: BLE001 - it may be gone already
+            pass
+        if restart:
+            self._remote[index] = self._start(index)
+            self.num_restarts += 1
+
+    def foreach_env_runner(self, fn: Callable[[Any], Any]) -> list:
+        if self.local_env_runner is not None:
+            return [fn(self.local_env_runner)]
+        return solray.get([r.apply.remote(fn) for r in self._remote.values()])
+
+    def actors(self) -> list:
+        return list(self._remote.values())
+
+    def stop(self) -> None:
+        if self.local_env_runner is not None:
+            self.local_env_runner.stop()
+        for actor in self._remote.values():
+            try:
+                solray.kill(actor)
+            except Exception:  # noqa: BLE001 - stopping is best effort
+                pass
+        self._remote.clear()

@@ -1,0 +1,6 @@
+"""RLlib's algorithms: ``Algorithm``, ``AlgorithmConfig`` and PPO, DQN, SAC."""
+
+from solray.rllib.algorithms.algorithm import Algorithm
+from solray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+__all__ = ["Algorithm", "AlgorithmConfig"]

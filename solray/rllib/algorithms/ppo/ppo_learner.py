@@ -1,0 +1,108 @@
+"""PPO's math: GAE on each sampled fragment (in the EnvRunner) and the clipped-surrogate
+learner update with value loss, entropy bonus, adaptive KL penalty and minibatch epochs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from solray.rllib._internal.distributions import for_action_space
+from solray.rllib._internal.learner import TorchLearner, mean_metrics, scheduled, to_tensors
+from solray.rllib.core.columns import Columns
+
+
+def compute_gae(module: Any, batch: dict, config: Any) -> dict:
+    """Add ``advantages`` and ``value_targets`` (generalized advantage estimation).
+
+    Runs where the fragment was sampled, with the same weights that chose its actions. A step
+    ends its chain when its episode ended or its fragment piece was cut (``seg_end``); the
+    value of the next observation is bootstrapped unless the episode *terminated*.
+    """
+    rewards = batch[Columns.REWARDS].astype(np.float32)
+    if config.use_critic:
+        with torch.no_grad():
+            values = module.compute_values({Columns.OBS: torch.from_numpy(batch[Columns.OBS])}).numpy()
+            next_values = module.compute_values({Columns.OBS: torch.from_numpy(batch[Columns.NEXT_OBS])}).numpy()
+    else:
+        values = next_values = np.zeros_like(rewards)
+    terminated = batch[Columns.TERMINATEDS].astype(bool)
+    chain_ends = terminated | batch[Columns.TRUNCATEDS].astype(bool) | batch["seg_end"]
+    gamma, lam = config.gamma, (config.lambda_ if config.use_gae else 1.0)
+    deltas = rewards + gamma * np.where(terminated, 0.0, next_values) - values
+    keep = np.where(chain_ends, 0.0, gamma * lam).astype(np.float32)
+    advantages = np.empty_like(deltas, dtype=np.float32)
+    last = 0.0
+    for t in range(len(deltas) - 1, -1, -1):
+        last = deltas[t] + keep[t] * last
+        advantages[t] = last
+    batch[Columns.ADVANTAGES] = advantages
+    batch[Columns.VALUE_TARGETS] = (advantages + values).astype(np.float32)
+    batch[Columns.VF_PREDS] = values.astype(np.float32)
+    return batch
+
+
+class PPOTorchLearner(TorchLearner):
+    def build_module_extras(self, module_id: str, module: Any) -> None:
+        self.extra_state[module_id]["kl_coeff"] = float(self.config.kl_coeff)
+
+    def update_module(self, module_id: str, batch: dict, timestep: int, **kwargs: Any) -> dict:
+        config, module = self.config, self.module[module_id]
+        optimizer = self.optimizers[module_id]["default"]
+        self.set_lr(optimizer, scheduled(config.lr, timestep))
+        entropy_coeff = scheduled(config.entropy_coeff, timestep)
+        kl_coeff = self.extra_state[module_id]["kl_coeff"]
+        batch = dict(batch)
+        adv = batch[Columns.ADVANTAGES]
+        batch[Columns.ADVANTAGES] = ((adv - adv.mean()) / max(1e-4, float(adv.std()))).astype(np.float32)
+        dist_class = for_action_space(module.action_space)
+        size = len(adv)
+        per_learner = max(1, config.total_train_batch_size // self.world_size)
+        minibatch = min(config.minibatch_size or per_learner, per_learner)
+        steps_per_epoch = math.ceil(per_learner / minibatch)
+        rows = []
+        for idx in self.minibatches(size, minibatch, config.num_epochs, steps_per_epoch):
+            mb = to_tensors({k: batch[k] for k in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP,
+                                                   Columns.ACTION_DIST_INPUTS, Columns.ADVANTAGES,
+                                                   Columns.VALUE_TARGETS)}, idx)
+            out = module.forward_train({Columns.OBS: mb[Columns.OBS]})
+            dist = dist_class(out[Columns.ACTION_DIST_INPUTS])
+            logp = dist.logp(mb[Columns.ACTIONS])
+            ratio = torch.exp(logp - mb[Columns.ACTION_LOGP])
+            advantages = mb[Columns.ADVANTAGES]
+            surrogate = torch.min(ratio * advantages,
+                                  ratio.clamp(1 - config.clip_param, 1 + config.clip_param) * advantages)
+            entropy = dist.entropy().mean()
+            kl = dist_class(mb[Columns.ACTION_DIST_INPUTS]).kl(dist).mean() if config.use_kl_loss else torch.zeros(())
+            if config.use_critic:
+                vf_unclipped = (out[Columns.VF_PREDS] - mb[Columns.VALUE_TARGETS]).pow(2)
+                vf_loss = vf_unclipped.clamp(0, config.vf_clip_param)
+            else:
+                vf_unclipped = vf_loss = torch.zeros_like(ratio)
+            policy_loss = -surrogate.mean()
+            total = policy_loss + config.vf_loss_coeff * vf_loss.mean() - entropy_coeff * entropy
+            if config.use_kl_loss:
+                total = total + kl_coeff * kl
+            grad_norm = self.apply_gradients(total, optimizer)
+            rows.append({"policy_loss": policy_loss.item(), "vf_loss": vf_loss.mean().item(),
+                         "vf_loss_unclipped": vf_unclipped.mean().item(), "entropy": entropy.item(),
+                         "mean_kl_loss": kl.item(), "total_loss": total.item(),
+                         "gradients_default_optimizer_global_norm": grad_norm})
+        metrics = mean_metrics(rows)
+        if config.use_kl_loss:
+            # Ray's adaptive KL: raise the penalty when the policy moved too far, lower it when too little.
+            if metrics["mean_kl_loss"] > 2.0 * config.kl_target:
+                kl_coeff *= 1.5
+            elif metrics["mean_kl_loss"] < 0.5 * config.kl_target:
+                kl_coeff *= 0.5
+            self.extra_state[module_id]["kl_coeff"] = kl_coeff
+        targets, preds = batch[Columns.VALUE_TARGETS], batch[Columns.VF_PREDS]
+        var = float(np.var(targets))
+        metrics.update({
+            "vf_explained_var": float(1 - np.var(targets - preds) / var) if var > 0 else float("nan"),
+            "curr_kl_coeff": kl_coeff, "curr_entropy_coeff": entropy_coeff,
+            "default_optimizer_learning_rate": optimizer.param_groups[0]["lr"],
+            "num_module_steps_trained": size, "num_minibatch_updates": len(rows)})
+        return metrics

@@ -1,0 +1,5 @@
+"""``from ray.rllib.algorithms.sac import SAC, SACConfig``."""
+
+from solray.rllib.algorithms.sac.sac import SAC, SACConfig
+
+__all__ = ["SAC", "SACConfig"]

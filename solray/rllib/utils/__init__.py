@@ -1,0 +1,1 @@
+"""Ray's ``ray.rllib.utils`` path: ``metrics`` (result key names)."""

@@ -1,0 +1,87 @@
+"""Envs and settings the RLlib tests share (importable by EnvRunner actors by reference)."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+
+from solray.rllib.env.multi_agent_env import MultiAgentEnv
+
+# PPO settings that learn CartPole in a few tens of thousands of steps (Ray's tuned example).
+FAST_CARTPOLE_PPO = dict(lr=3e-4, num_epochs=6, vf_loss_coeff=0.01, train_batch_size_per_learner=2000,
+                         minibatch_size=128)
+SMALL_MODEL = {"fcnet_hiddens": [32], "fcnet_activation": "linear", "vf_share_layers": True}
+
+
+def alive_actor_classes() -> list[str]:
+    from solray.util.state import list_actors
+
+    return [a.class_name for a in list_actors(filters=[("state", "=", "ALIVE")])]
+
+
+class CrashingCartPole(gym.Env):
+    """CartPole that raises on step ``crash_at_step`` the first time any copy gets there
+    (a marker file makes the crash happen once across processes)."""
+
+    def __init__(self, config: dict) -> None:
+        self.env = gym.make("CartPole-v1")
+        self.observation_space, self.action_space = self.env.observation_space, self.env.action_space
+        self.crash_at = config["crash_at_step"]
+        self.marker = config["marker"]
+        self.steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.crash_at and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise RuntimeError("env exploded mid-episode")
+        return self.env.step(action)
+
+
+class DictObsEnv(gym.Env):
+    """An env whose observation space the default modules cannot take (Dict)."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.observation_space = gym.spaces.Dict({"a": gym.spaces.Discrete(2)})
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        return {"a": 0}, {}
+
+    def step(self, action):
+        return {"a": 0}, 0.0, True, False, {}
+
+
+class TwoAgentGuessing(MultiAgentEnv):
+    """Two agents each rewarded for matching a target: agent "a" wants 0, agent "b" wants 1.
+
+    Each policy can only learn its own target, so two trained policies end up acting differently.
+    """
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.possible_agents = ["a", "b"]
+        self.agents = list(self.possible_agents)
+        space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_spaces = {"a": space, "b": space}
+        self.action_spaces = {"a": gym.spaces.Discrete(2), "b": gym.spaces.Discrete(2)}
+        self.length = (config or {}).get("length", 10)
+        self.t = 0
+        super().__init__()
+
+    def _obs(self):
+        return {"a": np.array([1.0, 0.0], np.float32), "b": np.array([0.0, 1.0], np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action_dict):
+        self.t += 1
+        rewards = {"a": float(action_dict["a"] == 0), "b": float(action_dict["b"] == 1)}
+        done = self.t >= self.length
+        return self._obs(), rewards, {"__all__": done}, {"__all__": False}, {}
