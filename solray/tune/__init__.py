@@ -20,6 +20,7 @@ from solray.tune._internal.trial import Trial
 from solray.tune._internal.wrappers import with_parameters, with_resources
 from solray.tune.callback import Callback
 from solray.tune.execution.placement_groups import PlacementGroupFactory
+from solray.tune.registry import register_env
 from solray.tune.result_grid import ResultGrid
 from solray.tune.search.sample import (
     choice,
@@ -88,6 +89,7 @@ __all__ = [
     "qrandn",
     "quniform",
     "randint",
+    "register_env",
     "randn",
     "report",
     "sample_from",

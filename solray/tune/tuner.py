@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from typing import Any
 
 import solray
@@ -33,6 +34,8 @@ class Tuner:
     def __init__(self, trainable: Any = None, *, param_space: dict | None = None,
                  tune_config: TuneConfig | None = None, run_config: RunConfig | None = None):
         self._trainable = trainable
+        if hasattr(param_space, "to_dict") and not isinstance(param_space, dict):
+            param_space = param_space.to_dict()  # an RLlib AlgorithmConfig
         self._param_space = param_space if param_space is not None else {}
         validate_space(self._param_space)
         self._tune_config = tune_config or TuneConfig()
@@ -91,6 +94,9 @@ class Tuner:
         A failing trial is recorded in the grid, not raised."""
         if not solray.is_initialized():
             solray.init()
+        envs = sys.modules.get("solray.rllib.env.registry")
+        if envs is not None:  # envs registered before init(): trials look them up by name
+            envs.publish_all()
         tc = self._tune_config
         setup = Setup.build(self._trainable, tc, self._run_config, self._scheduler, self._stopper)
         folder = ExperimentFolder(setup.filesystem, setup.experiment_fs_path)

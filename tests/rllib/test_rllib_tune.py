@@ -38,3 +38,22 @@ def test_tuner_grid_searches_ppo(rl_cluster, tmp_path):
                 assert restored.iteration == 2 and restored.config.lr == result.config["lr"]
             finally:
                 restored.stop()
+
+
+def test_tuner_by_algorithm_name_with_a_config_and_a_nested_stop_metric(rl_cluster, tmp_path):
+    """Ray's form: ``Tuner("PPO", param_space=config, stop={"env_runners/...": x})``; the
+    registered env comes from ``tune.register_env``."""
+    import gymnasium as gym
+
+    tune.register_env("cartpole-from-tune", lambda env_config: gym.make("CartPole-v1"))
+    config = (PPOConfig().environment("cartpole-from-tune").env_runners(num_env_runners=0)
+              .training(train_batch_size=400, minibatch_size=100, num_epochs=1)
+              .rl_module(model_config=SMALL_MODEL).debugging(seed=0))
+    # Any return at all meets the first criterion: the nested key must be found to stop at 1.
+    stop = {"env_runners/episode_return_mean": 1.0, "training_iteration": 3}
+    results = tune.Tuner("PPO", param_space=config,
+                         run_config=RunConfig(stop=stop, storage_path=str(tmp_path))).fit()
+    assert not results.errors and len(results) == 1
+    assert results[0].metrics["training_iteration"] == 1
+    with pytest.raises(ValueError, match="no trainable is registered under that name"):
+        tune.Tuner("NoSuchAlgo").fit()

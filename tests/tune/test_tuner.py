@@ -295,8 +295,10 @@ def test_hyperband_pauses_and_resumes_from_checkpoints(tune_cluster, storage):
                  tune_config=TuneConfig(metric="acc", mode="max", scheduler=hyperband),
                  run_config=RunConfig(storage_path=storage, verbose=0)).fit()
     outcome = sorted((r.config["a"], r.metrics["training_iteration"], r.metrics["resumed_at"]) for r in grid)
-    # 9 trials to 1 iteration; the best 3 resume to 3; the best one resumes to 9
-    assert outcome == [(a, 1, 0) for a in range(1, 7)] + [(7, 3, 1), (8, 3, 1), (9, 9, 3)]
+    # 9 trials to 1 iteration; the best 3 resume to 3; the best one resumes to 9. It pauses
+    # at 3 only if it reaches the rung before the other two: else it goes straight on.
+    assert outcome[:8] == [(a, 1, 0) for a in range(1, 7)] + [(7, 3, 1), (8, 3, 1)]
+    assert outcome[8] in ((9, 9, 1), (9, 9, 3))
 
 
 def test_optuna_in_a_tuner(tune_cluster, storage):

@@ -8,19 +8,10 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
+from solray.air._internal.storage import flatten
 from solray.tune._internal.trial import Trial
 
 _MAX_ROWS = 20
-
-
-def _flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}/"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _fmt(value: Any) -> str:
@@ -82,19 +73,20 @@ class ProgressReporter:
         best = self.best(trials)
         if best is not None:
             lines.append(f"Current best trial: {best.trial_name} with {self.metric}="
-                         f"{_fmt(best.last_result[self.metric])} and params={_flat(best.config)}")
+                         f"{_fmt(best.last_result[self.metric])} and params="
+                         f"{ {k: v for k, v in flatten(best.config).items() if k in _shown_params(trials)} }")
         lines.append(self._rows(trials))
         return "\n".join(lines)
 
     def _rows(self, trials: list[Trial]) -> str:
-        params = sorted({k for t in trials for k in _flat(t.config)})[:6]
+        params = _shown_params(trials)
         metric_cols = [self.metric] if self.metric else []
         header = ["Trial name", "status", *params, "iter", "total time (s)", *metric_cols]
         rows = []
         order = {"RUNNING": 0, "PAUSED": 1, "PENDING": 2, "ERROR": 3, "TERMINATED": 4}
         shown = sorted(trials, key=lambda t: order.get(t.status, 5))[:_MAX_ROWS]
         for t in shown:
-            flat = _flat(t.config)
+            flat = flatten(t.config)
             r = t.last_result
             rows.append([t.trial_name, t.status, *(_fmt(flat.get(p, "")) for p in params),
                          _fmt(r.get("training_iteration", "")), _fmt(r.get("time_total_s", "")),
@@ -109,3 +101,12 @@ class ProgressReporter:
         if len(trials) > _MAX_ROWS:
             body.append(f"... {len(trials) - _MAX_ROWS} more trials not shown")
         return "\n".join(body)
+
+
+def _shown_params(trials: list[Trial], limit: int = 6) -> list[str]:
+    """The config keys worth a column: those whose values differ between trials (an RLlib
+    config has ~150 keys, nearly all the same everywhere); any keys when none differ."""
+    flats = [flatten(t.config) for t in trials]
+    keys = sorted({k for f in flats for k in f})
+    varying = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+    return (varying or keys)[:limit]

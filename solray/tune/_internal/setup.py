@@ -30,8 +30,13 @@ def resolve_trainable(trainable: Any) -> tuple[Any, str]:
     if hasattr(trainable, "as_trainable") and not inspect.isclass(trainable):
         return trainable.as_trainable(), type(trainable).__name__
     if isinstance(trainable, str):
-        raise ValueError(f"Tuner({trainable!r}): registered trainables by name are not supported; pass the "
-                         "function or class itself")
+        # RLlib's algorithms by name ("PPO"), as Ray's registry has them.
+        from solray.rllib.algorithms.registry import algorithm_names, get_algorithm_class
+
+        if trainable not in algorithm_names():
+            raise ValueError(f"Tuner({trainable!r}): no trainable is registered under that name; known: "
+                             f"{algorithm_names()} (or pass the function or class itself)")
+        return get_algorithm_class(trainable), trainable
     if inspect.isclass(trainable):
         if not issubclass(trainable, Trainable):
             raise TypeError(f"Tuner({trainable.__name__}): a class trainable must subclass tune.Trainable")

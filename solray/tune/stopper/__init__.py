@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from solray.air._internal.storage import flatten
+
 
 class Stopper:
     """Base class: subclasses implement ``__call__`` and ``stop_all``."""
@@ -56,7 +58,11 @@ class DictStopper(Stopper):
         self.criteria = dict(criteria)
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        return any(key in result and result[key] >= threshold for key, threshold in self.criteria.items())
+        flat = flatten(result)  # "env_runners/episode_return_mean" names a nested value
+        return any(
+            (value := result.get(key, flat.get(key))) is not None and value >= threshold
+            for key, threshold in self.criteria.items()
+        )
 
     def stop_all(self) -> bool:
         return False
