@@ -14,6 +14,8 @@ import solray
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="solray-test-config-")
 # Hundreds of local clusters start here: without a dashboard each unless a test asks for one.
 os.environ.setdefault("SOLRAY_INCLUDE_DASHBOARD", "0")
+# Two cores: torch/BLAS in tests and their workers must not each start a thread per core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
@@ -22,6 +24,21 @@ def ray_start():
     ctx = solray.init(num_cpus=2)
     yield ctx
     solray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_2_cpus():
+    """One 2-CPU cluster per module: the size of this machine (Train's and Tune's tests:
+    seed 002's two training workers must fit with no CPU left for a coordinator)."""
+    ctx = solray.init(num_cpus=2)
+    yield ctx
+    solray.shutdown()
+
+
+@pytest.fixture
+def storage(tmp_path):
+    """A fresh results folder (RunConfig.storage_path) per test."""
+    return str(tmp_path / "results")
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def _fit_killing_rank1(storage: str, name: str, epochs: int, kill_after: int, ma
         killer.join(timeout=5)
 
 
-def test_report_checkpoints_and_result(ray_train, storage, capfd):
+def test_report_checkpoints_and_result(ray_2_cpus, storage, capfd):
     def loop():
         ctx = train.get_context()
         assert (ctx.get_world_size(), ctx.get_local_world_size(), ctx.get_node_rank()) == (2, 2, 0)
@@ -98,7 +98,7 @@ def test_report_checkpoints_and_result(ray_train, storage, capfd):
     assert "[DataParallelTrainer] iter" in out  # the live progress line
 
 
-def test_killed_worker_restarts_from_latest_checkpoint(ray_train, storage, capfd):
+def test_killed_worker_restarts_from_latest_checkpoint(ray_2_cpus, storage, capfd):
     result = _fit_killing_rank1(storage, "ft", epochs=4, kill_after=1, max_failures=1)
     assert result.error is None
     # the final result is as if nothing happened; the second attempt resumed after epoch 1
@@ -109,14 +109,14 @@ def test_killed_worker_restarts_from_latest_checkpoint(ray_train, storage, capfd
     assert "resumed at epoch 2" in capfd.readouterr().out
 
 
-def test_retries_exhausted_sets_result_error(ray_train, storage):
+def test_retries_exhausted_sets_result_error(ray_2_cpus, storage):
     result = _fit_killing_rank1(storage, "fail", epochs=3, kill_after=0, max_failures=0)
     assert isinstance(result.error, solray.exceptions.RayActorError)
     assert result.metrics["epoch"] == 0  # what was reported before the failure is kept
     assert os.path.exists(os.path.join(result.path, "error.txt"))
 
 
-def test_training_function_error_is_the_result_error(ray_train, storage):
+def test_training_function_error_is_the_result_error(ray_2_cpus, storage):
     def loop():
         train.report({"step": 1})
         raise ValueError("bad batch")
@@ -127,7 +127,7 @@ def test_training_function_error_is_the_result_error(ray_train, storage):
     assert result.metrics["step"] == 1
 
 
-def test_resume_from_checkpoint(ray_train, storage, tmp_path):
+def test_resume_from_checkpoint(ray_2_cpus, storage, tmp_path):
     os.makedirs(tmp_path / "start")
     (tmp_path / "start" / "epoch").write_text("5")
     trainer = DataParallelTrainer(
@@ -139,7 +139,7 @@ def test_resume_from_checkpoint(ray_train, storage, tmp_path):
     assert result.path == os.path.join(storage, "uri") and os.path.isdir(result.checkpoint.path)
 
 
-def test_infeasible_scaling_fails_fast(ray_train):
+def test_infeasible_scaling_fails_fast(ray_2_cpus):
     trainer = DataParallelTrainer(lambda: None, scaling_config=ScalingConfig(num_workers=3))
     with pytest.raises(ValueError, match=r"never be scheduled.*'CPU': 3.*'CPU': 2"):
         trainer.fit()
@@ -178,7 +178,7 @@ class _TrialSession(air_session.Session):
         self.reports.append((metrics, copied))
 
 
-def test_as_trainable_merges_config_and_forwards_results(ray_train):
+def test_as_trainable_merges_config_and_forwards_results(ray_2_cpus):
     def loop(config):
         for i in range(2):
             with tempfile.TemporaryDirectory() as d:
@@ -209,7 +209,7 @@ def test_as_trainable_merges_config_and_forwards_results(ray_train):
     assert open(os.path.join(session.reports[-1][1], "lr")).read() == "0.5"
 
 
-def test_trainable_with_datasets_runs_when_the_trial_holds_every_cpu(ray_train):
+def test_trainable_with_datasets_runs_when_the_trial_holds_every_cpu(ray_2_cpus):
     """The datasets are split in the driver by as_trainable(): inside a trial whose
     workers hold both CPUs no Data task has to run."""
     def loop():

@@ -21,7 +21,7 @@ def _taxi_like(n=1200, seed=0):
     return df
 
 
-def test_seed_002_xgboost_trainer_on_two_cpus(ray_train, storage):
+def test_seed_002_xgboost_trainer_on_two_cpus(ray_2_cpus, storage):
     dataset = ray.data.from_pandas(_taxi_like())
     train_dataset, valid_dataset = dataset.train_test_split(test_size=0.3)
     trainer = XGBoostTrainer(
@@ -50,7 +50,7 @@ def test_seed_002_xgboost_trainer_on_two_cpus(ray_train, storage):
     assert abs(logloss - result.metrics["valid-logloss"]) < 0.05
 
 
-def test_xgboost_loop_form_and_resume(ray_train, storage):
+def test_xgboost_loop_form_and_resume(ray_2_cpus, storage):
     import xgboost
 
     import solray.train as train
@@ -84,7 +84,7 @@ def test_xgboost_loop_form_and_resume(ray_train, storage):
     assert len(more.metrics_dataframe) == 3  # rounds 5 and 6, then the final checkpoint
 
 
-def test_lightgbm_both_forms(ray_train, storage):
+def test_lightgbm_both_forms(ray_2_cpus, storage):
     import lightgbm
 
     import solray.train as train
@@ -141,7 +141,7 @@ def test_gbdt_bad_input(tmp_path):
         XGBoostTrainer(lambda: None, xgboost_config={})
 
 
-def test_missing_label_column_is_reported(ray_train, storage):
+def test_missing_label_column_is_reported(ray_2_cpus, storage):
     result = XGBoostTrainer(
         label_column="nope", params={"objective": "binary:logistic"},
         datasets={"train": ray.data.from_pandas(_taxi_like(50))}, scaling_config=ScalingConfig(num_workers=1),

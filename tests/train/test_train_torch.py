@@ -69,7 +69,7 @@ def _seed_003_train_func(config):
     ray.train.report({"facts": str(facts)})
 
 
-def test_seed_003_torch_trainer(ray_train, storage, capfd):
+def test_seed_003_torch_trainer(ray_2_cpus, storage, capfd):
     scaling_config = ScalingConfig(num_workers=2, use_gpu=False)
     run_config = RunConfig(storage_path=storage, name="unique_run_name")
     trainer = ray.train.torch.TorchTrainer(
@@ -89,7 +89,7 @@ def test_seed_003_torch_trainer(ray_train, storage, capfd):
     assert "rank=0) {'epoch_num': 2" in capfd.readouterr().out
 
 
-def test_seed_004_data_shards_and_fsdp(ray_train, storage):
+def test_seed_004_data_shards_and_fsdp(ray_2_cpus, storage):
     """Seed 004: datasets= with get_dataset_shard + iter_torch_batches; and FSDP."""
     rows = 200
     ds = ray.data.from_numpy(np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)).map_batches(

@@ -46,7 +46,7 @@ def runs(marks, i):
     return len(glob.glob(os.path.join(marks, f"run-{i}-*")))
 
 
-def test_restore_after_the_driver_is_killed(tune_cluster, tmp_path):
+def test_restore_after_the_driver_is_killed(ray_2_cpus, tmp_path):
     marks, storage = tmp_path / "marks", str(tmp_path / "results")
     marks.mkdir()
     with Gate() as gate:
@@ -92,7 +92,7 @@ def fail_first(config):
 
 
 @pytest.mark.parametrize("flag", ["resume_errored", "restart_errored", None])
-def test_restore_errored_trials(tune_cluster, tmp_path, flag):
+def test_restore_errored_trials(ray_2_cpus, tmp_path, flag):
     config = {"i": tune.grid_search([0, 1]), "dir": str(tmp_path)}
     grid = Tuner(fail_first, param_space=config, tune_config=TuneConfig(metric="score", mode="max"),
                  run_config=RunConfig(name="err", storage_path=str(tmp_path), verbose=0)).fit()

@@ -27,7 +27,7 @@ def quadratic(config):
         report({"loss": (config["x"] - 3) ** 2 + 1 / step, "step": step})
 
 
-def test_function_trainable_result_grid_and_files(tune_cluster, storage):
+def test_function_trainable_result_grid_and_files(ray_2_cpus, storage):
     grid = Tuner(quadratic, param_space={"x": tune.grid_search([1, 2, 3, 4])},
                  tune_config=TuneConfig(metric="loss", mode="min"),
                  run_config=RunConfig(name="quad", storage_path=storage, verbose=0)).fit()
@@ -91,7 +91,7 @@ class Accumulator(tune.Trainable):
         return True
 
 
-def test_class_trainable_stop_checkpoints_and_reuse(tune_cluster, storage):
+def test_class_trainable_stop_checkpoints_and_reuse(ray_2_cpus, storage):
     grid = Tuner(Accumulator, param_space={"rate": tune.grid_search([1.0, 2.0, 3.0, 4.0])},
                  tune_config=TuneConfig(metric="total", mode="max", reuse_actors=True),
                  run_config=RunConfig(storage_path=storage, verbose=0, stop={"training_iteration": 3},
@@ -125,7 +125,7 @@ def flaky(config):
         os._exit(3)
 
 
-def test_failures_are_isolated_and_retried(tune_cluster, storage, tmp_path):
+def test_failures_are_isolated_and_retried(ray_2_cpus, storage, tmp_path):
     kinds = ["ok", "once", "always", "crash"]
     grid = Tuner(flaky, param_space={"kind": tune.grid_search(kinds), "dir": str(tmp_path)},
                  tune_config=TuneConfig(metric="score", mode="max"),
@@ -148,7 +148,7 @@ def touch_and_report(config):
     tune.report({"accuracy": 1.0})
 
 
-def test_bad_input_fails_before_trials_run(tune_cluster, storage, tmp_path):
+def test_bad_input_fails_before_trials_run(ray_2_cpus, storage, tmp_path):
     with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
         TuneConfig(metric="loss", mode="minimize")
     with pytest.raises(ValueError, match=r"tune.uniform: lower=2 must be less than upper=1"):
@@ -174,7 +174,7 @@ def sum_of_data(config, data):
     tune.report({"total": float(data.sum()) * config["scale"]})
 
 
-def test_with_parameters_puts_data_once(tune_cluster, storage):
+def test_with_parameters_puts_data_once(ray_2_cpus, storage):
     data = np.ones(2_000_000)  # 16 MB
     trainable = tune.with_parameters(sum_of_data, data=data)
     assert len(cloudpickle.dumps(trainable)) < 100_000  # the array travels by reference
@@ -203,7 +203,7 @@ def meet(config):
     tune.report({"pid": os.getpid(), "gpus": len(solray.get_gpu_ids())})
 
 
-def test_with_resources_sets_concurrency(tune_cluster, storage):
+def test_with_resources_sets_concurrency(ray_2_cpus, storage):
     # one CPU each: two trials run at once (both reach the gate before either goes on)
     with Gate() as gate:
         join = fit_in_background(Tuner(tune.with_resources(meet, {"cpu": 1}),
@@ -235,7 +235,7 @@ def slow_curve(config):
         tune.report({"loss": config["a"] / step})
 
 
-def test_asha_stops_bad_trials_early(tune_cluster, storage):
+def test_asha_stops_bad_trials_early(ray_2_cpus, storage):
     asha = tune.schedulers.ASHAScheduler(max_t=16, grace_period=2, reduction_factor=2)
     grid = Tuner(slow_curve, param_space={"a": tune.grid_search([1, 2, 3, 4, 5, 6, 7, 8])},
                  tune_config=TuneConfig(metric="loss", mode="min", scheduler=asha),
@@ -260,7 +260,7 @@ def pbt_trainable(config):
         tune.report({"value": value, "lr": config["lr"]}, checkpoint=Checkpoint.from_directory(folder))
 
 
-def test_pbt_copies_the_best_checkpoint(tune_cluster, storage):
+def test_pbt_copies_the_best_checkpoint(ray_2_cpus, storage):
     pbt = tune.schedulers.PopulationBasedTraining(
         time_attr="training_iteration", perturbation_interval=3, quantile_fraction=0.5,
         hyperparam_mutations={"lr": [0.1, 1.0, 10.0]}, resample_probability=0.0, seed=0)
@@ -289,19 +289,22 @@ def resumable(config):
         tune.report({"acc": config["a"] * (step + 1), "resumed_at": start}, checkpoint=Checkpoint.from_directory(folder))
 
 
-def test_hyperband_pauses_and_resumes_from_checkpoints(tune_cluster, storage):
+def test_hyperband_pauses_and_resumes_from_checkpoints(ray_2_cpus, storage):
     hyperband = tune.schedulers.HyperBandScheduler(max_t=9, reduction_factor=3)
     grid = Tuner(resumable, param_space={"a": tune.grid_search(list(range(1, 10)))},
                  tune_config=TuneConfig(metric="acc", mode="max", scheduler=hyperband),
                  run_config=RunConfig(storage_path=storage, verbose=0)).fit()
     outcome = sorted((r.config["a"], r.metrics["training_iteration"], r.metrics["resumed_at"]) for r in grid)
-    # 9 trials to 1 iteration; the best 3 resume to 3; the best one resumes to 9. It pauses
-    # at 3 only if it reaches the rung before the other two: else it goes straight on.
-    assert outcome[:8] == [(a, 1, 0) for a in range(1, 7)] + [(7, 3, 1), (8, 3, 1)]
-    assert outcome[8] in ((9, 9, 1), (9, 9, 3))
+    # Which trials pause at which rung depends on the order results arrive; what holds in
+    # every order: the weakest stop after the first rung, the best reaches max_t, and a
+    # trial that paused resumed from its own checkpoint (resumed_at < its last iteration).
+    assert [it for _a, it, _r in outcome[:3]] == [1, 1, 1]
+    assert outcome[8][:2] == (9, 9)
+    resumed = [(a, it, at) for a, it, at in outcome if at > 0]
+    assert resumed and all(0 < at < it for _a, it, at in resumed)
 
 
-def test_optuna_in_a_tuner(tune_cluster, storage):
+def test_optuna_in_a_tuner(ray_2_cpus, storage):
     from solray.tune.search.optuna import OptunaSearch
 
     for searcher in (OptunaSearch(seed=0),):
@@ -318,7 +321,7 @@ def context_reporter(config):
     tune.report({"name": context.get_trial_name(), "id": context.get_trial_id(), "i": config["i"]})
 
 
-def test_names_callbacks_and_stoppers(tune_cluster, storage, capsys):
+def test_names_callbacks_and_stoppers(ray_2_cpus, storage, capsys):
     events = []
 
     class Record(tune.Callback):
@@ -363,7 +366,7 @@ def uses_its_group(config):
     tune.report({"group": group, "mine": current.placement_group.id.hex(), "first": current.first_worker_bundle})
 
 
-def test_placement_group_factory_reserves_worker_bundles(tune_cluster, storage):
+def test_placement_group_factory_reserves_worker_bundles(ray_2_cpus, storage):
     # the trial takes bundle 0; its workers (here: one task) go to bundle 1 of its group
     factory = tune.PlacementGroupFactory([{"CPU": 1}, {"CPU": 1}])
     grid = Tuner(tune.with_resources(uses_its_group, factory), param_space={"i": tune.grid_search([0, 1])},

@@ -11,7 +11,7 @@ from solray.train.xgboost import XGBoostTrainer
 from solray.tune import TuneConfig, Tuner
 
 
-def test_tuner_over_xgboost_trainer(tune_cluster, tmp_path):
+def test_tuner_over_xgboost_trainer(ray_2_cpus, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((200, 3))
     items = [{"a": a, "b": b, "c": c, "is_big_tip": int(a + b > 1)} for a, b, c in x.tolist()]
