@@ -12,16 +12,20 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
+# The demo's libraries: Data, the dashboard, Serve (its HTTP proxy) and XGBoost for Train/Tune.
 $(STAMP): $(PY) pyproject.toml
-	$(PIP) install -e .
+	$(PIP) install -e ".[default,data,serve]" xgboost
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(PIP) install -r requirements-test.txt
 	touch $(TEST_STAMP)
 
+# The main job: seed 002's lesson 1 (Data -> Train -> Tune -> batch and online prediction),
+# after the Core demo (word count and pi over tasks and actors).
 demo: $(STAMP)
 	$(PY) examples/core_demo.py
+	$(PY) examples/ai_libs_demo.py
 
 test: $(TEST_STAMP) browser helm
 	$(PY) -m pytest -q --durations=25 tests
