@@ -11,7 +11,7 @@ import sys
 import pytest
 from helpers import wait_for
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "kubernetes"))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "kubernetes")))
 from helm_tools import kubeconfig  # noqa: E402
 from k8s_objects import manifest  # noqa: E402
 from kopf.testing import KopfRunner  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "deploy" / "helm"
 
 

@@ -86,6 +86,6 @@ def test_crd_schema_rejects_bad_specs(mutate, words):
 def test_chart_crds_are_generated_from_the_code():
     from pathlib import Path
 
-    folder = Path(__file__).parents[2] / "deploy" / "helm" / "solray-operator" / "crds"
+    folder = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "solray-operator" / "crds"
     for name, crd in crds.all_crds().items():
         assert (folder / name).read_text() == crds.render(crd), f"regenerate {name}: python -m solray.kubernetes.crds"
