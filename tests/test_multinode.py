@@ -244,7 +244,8 @@ def test_working_dir_and_py_modules_reach_tasks_on_other_nodes(cl, tmp_path):
 
 
 def test_missing_working_dir_is_a_clear_error_at_init(tmp_path):
-    script = "import solray as ray; ray.init(num_cpus=1, runtime_env={'working_dir': %r})" % str(tmp_path / "nope")
+    missing = str(tmp_path / "nope")
+    script = f"import solray as ray; ray.init(num_cpus=1, runtime_env={{'working_dir': {missing!r}}})"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "is not a package URI nor a folder" in out.stderr and "nope" in out.stderr
