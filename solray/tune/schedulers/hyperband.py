@@ -103,7 +103,9 @@ class HyperBandScheduler(TrialScheduler):
                 tune_controller.stop_trial(trial)
         if tune_controller is not None:
             for trial in winners:
-                if trial is not current and trial.status == "PAUSED":
+                if trial is not current:
+                    # Paused, or still on its way to pausing (its actor has not stopped
+                    # yet): the controller resumes it either way.
                     tune_controller.resume_trial(trial)
         return decision
 
