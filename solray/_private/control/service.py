@@ -241,6 +241,11 @@ class ControlService:
                     if conn is not None:
                         conn.close()
                     self._node_dead(nid)
+            # Placement is retried when free resources change; this sweep also catches a
+            # change that slipped between a placement attempt and its reply (the attempt
+            # then saw an outdated view, and nothing changes afterwards to retry it).
+            self.pgs.kick()
+            self._retry_pending_actors()
 
     def _node_dead(self, node_id: str) -> None:
         node = self.nodes.get(node_id)
