@@ -136,25 +136,13 @@ def shutdown() -> None:
         try:
             solray.get(controller.shutdown.remote())
         finally:
-            solray.kill(controller)
-            _wait_name_released()
+            solray.kill(controller)  # frees its name at once: a new serve.start makes a new one
             from solray._private.worker import state
             from solray.serve._internal.constants import KV_NAMESPACE, KV_STATUS_KEY
 
             # The dashboard reads the status from here: no Serve, no applications.
             state.get_core_worker().control_call("kv_del", [KV_NAMESPACE, KV_STATUS_KEY])
     client_mod.drop_client()
-
-
-def _wait_name_released(timeout_s: float = 10.0) -> None:
-    """Until the killed controller's name is free, so a new ``serve.start`` makes a new one."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            solray.get_actor(CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
-        except ValueError:
-            return
-        time.sleep(0.01)
 
 
 def get_app_handle(name: str) -> DeploymentHandle:

@@ -8,14 +8,13 @@ however many workers and jobs use it, and hands workers the local folders.
 from __future__ import annotations
 
 import asyncio
-import os
 
 from solray._private.runtime_env import packaging
 
 
 class NodePackages:
     def __init__(self, session_dir: str, kv_get):
-        self.cache_dir = os.path.join(session_dir, "runtime_resources", "working_dir_files")
+        self.cache_dir = packaging.cache_dir(session_dir)
         self._kv_get = kv_get  # async (namespace, key) -> bytes | None
         self._unpacked: dict[str, asyncio.Future] = {}  # uri -> local folder
 
@@ -33,16 +32,7 @@ class NodePackages:
     async def _folder(self, uri: str) -> str:
         fut = self._unpacked.get(uri)
         if fut is None:
-            fut = self._unpacked[uri] = asyncio.ensure_future(self._fetch_and_unpack(uri))
+            fut = self._unpacked[uri] = asyncio.ensure_future(packaging.fetch_and_unpack(uri, self._kv_get, self.cache_dir))
             # A failure is not remembered: the next worker tries again (the KV may be back).
             fut.add_done_callback(lambda f: self._unpacked.pop(uri, None) if f.exception() else None)
         return await asyncio.shield(fut)
-
-    async def _fetch_and_unpack(self, uri: str) -> str:
-        protocol, _ = packaging.parse_uri(uri)
-        if protocol != packaging.GCS_PROTOCOL:
-            raise ValueError(f"package URIs with protocol {protocol!r} are not supported: {uri}")
-        data = await self._kv_get(packaging.KV_NAMESPACE_PACKAGES, uri.encode())
-        if data is None:
-            raise ValueError(f"package {uri} was never uploaded to the cluster")
-        return await asyncio.to_thread(packaging.unpack, data, self.cache_dir, uri)

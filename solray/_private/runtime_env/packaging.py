@@ -200,6 +200,25 @@ def package_uris(runtime_env: dict | None) -> list[str]:
     return [v for v in values if v and is_package_uri(v)]
 
 
+def cache_dir(session_dir: str) -> str:
+    """Where a node unpacks packages (shared by its daemon, job manager and entrypoints)."""
+    return os.path.join(session_dir, "runtime_resources", "working_dir_files")
+
+
+async def fetch_and_unpack(uri: str, kv_get, cache: str) -> str:
+    """The folder of package ``uri`` on this node: fetched through ``kv_get(namespace, key)``
+    from the cluster and unpacked into ``cache`` (once: an unpacked package is reused)."""
+    import asyncio
+
+    protocol, _ = parse_uri(uri)
+    if protocol != GCS_PROTOCOL:
+        raise ValueError(f"package URIs with protocol {protocol!r} are not supported: {uri} (upload the folder instead)")
+    data = await kv_get(KV_NAMESPACE_PACKAGES, uri.encode())
+    if data is None:
+        raise ValueError(f"package {uri} was never uploaded to the cluster (PUT /api/packages/gcs/<name>)")
+    return await asyncio.to_thread(unpack, data, cache, uri)
+
+
 async def upload_local_folders(runtime_env: dict, kv_put) -> dict:
     """A driver's runtime_env with its local working_dir/py_modules replaced by package URIs.
 

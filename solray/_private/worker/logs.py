@@ -80,11 +80,12 @@ def position() -> int | None:
     outside a worker)."""
     if not isinstance(sys.stdout, TeeStream):
         return None
-    for s in (sys.stdout, sys.stderr):
-        try:
-            s.flush()
-        except Exception:  # noqa: BLE001 - a user replaced or closed the stream
-            pass
+    try:
+        sys.stdout.flush()  # stderr's TeeStream writes through the same file object
+        if not isinstance(sys.stderr, TeeStream) or sys.stderr._file is not sys.stdout._file:
+            sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - a user replaced or closed the stream
+        pass
     try:
         return os.fstat(1).st_size
     except OSError:

@@ -90,12 +90,9 @@ class StreamsMixin:
         with self._blocked():
             with st["cond"]:
                 while True:
-                    ref = st["items"].pop(index, None)
-                    if ref is not None:
+                    ended, ref = self._take_item(st, task_id, index)
+                    if ended or ref is not None:
                         return ref
-                    if st["count"] is not None and index >= st["count"]:
-                        self._streams.pop(task_id, None)
-                        return None
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise exceptions.GetTimeoutError("timed out waiting for the next generator item")
@@ -108,15 +105,21 @@ class StreamsMixin:
         loop = asyncio.get_running_loop()
         while True:
             with st["cond"]:
-                ref = st["items"].pop(index, None)
-                if ref is not None:
+                ended, ref = self._take_item(st, task_id, index)
+                if ended or ref is not None:
                     return ref
-                if st["count"] is not None and index >= st["count"]:
-                    self._streams.pop(task_id, None)
-                    return None
                 fut = loop.create_future()
                 st["waiters"].append((loop, fut))
             await fut
+
+    def _take_item(self, st: dict, task_id: bytes, index: int) -> tuple[bool, ObjectRef | None]:
+        """(the stream ended before ``index``, the ref of item ``index`` if it arrived);
+        the caller holds ``st["cond"]``."""
+        ref = st["items"].pop(index, None)
+        if ref is None and st["count"] is not None and index >= st["count"]:
+            self._streams.pop(task_id, None)
+            return True, None
+        return False, ref
 
     def stream_completion_ref(self, task_id: bytes) -> ObjectRef:
         return ObjectRef(ids.object_id(task_id, 0), self.address, _worker=self)

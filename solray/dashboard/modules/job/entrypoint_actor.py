@@ -100,11 +100,10 @@ def _unpack_here(uri: str) -> str:
     from solray._private.worker import state
 
     worker = state.get_core_worker()
-    data = worker.run_sync(worker.control.request("kv_get", [packaging.KV_NAMESPACE_PACKAGES, uri.encode()]), 60)
-    if data is None:
-        raise ValueError(f"Package {uri} was never uploaded.")
-    cache = os.path.join(worker.session_dir, "runtime_resources", "working_dir_files")
-    return packaging.unpack(data, cache, uri)
+    fetch = packaging.fetch_and_unpack(
+        uri, lambda ns, key: worker.control.request("kv_get", [ns, key]), packaging.cache_dir(worker.session_dir)
+    )
+    return worker.run_sync(fetch, 60)
 
 
 # ---------------------------------------------------------------------------- the guard

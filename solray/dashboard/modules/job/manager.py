@@ -82,7 +82,7 @@ class JobManager:
         self.session_dir = session_dir
         self.node_id = node_id
         self.log_dir = os.path.join(session_dir, "logs")
-        self.package_cache = os.path.join(session_dir, "runtime_resources", "working_dir_files")
+        self.package_cache = packaging.cache_dir(session_dir)
         self._running: dict[str, _Running] = {}
         self._infos: dict[str, dict] = {}  # submission_id -> last written record (cache)
         self.version = 0  # grows with every change of a record in _infos
@@ -367,13 +367,7 @@ class JobManager:
 
     async def _resolve_working_dir(self, uri: str) -> str:
         """A working_dir or py_module package, unpacked on the head once."""
-        protocol, _ = packaging.parse_uri(uri)
-        if protocol != packaging.GCS_PROTOCOL:
-            raise ValueError(f"working_dir URIs with protocol {protocol!r} are not supported; upload the folder instead.")
-        data = await self.control.kv_get(packaging.KV_NAMESPACE_PACKAGES, uri.encode())
-        if data is None:
-            raise ValueError(f"Package {uri} was never uploaded (PUT /api/packages/gcs/<name>).")
-        return await asyncio.to_thread(packaging.unpack, data, self.package_cache, uri)
+        return await packaging.fetch_and_unpack(uri, self.control.kv_get, self.package_cache)
 
     # ------------------------------------------------------------------ stop / delete
     async def stop(self, sid: str) -> bool:
