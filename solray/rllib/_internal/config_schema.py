@@ -121,7 +121,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
     },
     "evaluation": {
         "evaluation_interval": Key(None, INT, at_least(1), nullable=True),
-        "evaluation_duration": Key(10, (int, str), nullable=False),
+        "evaluation_duration": Key(10, (int, str), _auto_or_positive),
         "evaluation_duration_unit": Key("episodes", (str,), one_of("episodes", "timesteps")),
         "evaluation_num_env_runners": Key(0, INT, at_least(0)),
         "evaluation_config": Key(None, DICT, nullable=True),

@@ -106,10 +106,17 @@ class SingleAgentEnvRunner(EnvRunnerBase):
         self._obs: np.ndarray | None = None
         self._ep_return = np.zeros(self.num_envs)
         self._ep_len = np.zeros(self.num_envs, np.int64)
+        self._episodes_started = 0
+        self._eps_id = np.zeros(self.num_envs, np.int64)
+
+    def _new_episode_id(self) -> int:
+        self._episodes_started += 1
+        return episode_uid(self.worker_index, self._episodes_started)
 
     def _ensure_started(self) -> None:
         if self._obs is None:
             self._obs = self.encoder.encode([self._reset(i, True) for i in range(self.num_envs)])
+            self._eps_id[:] = [self._new_episode_id() for _ in range(self.num_envs)]
 
     def sample(self, weights: dict | None = None, version: int = -1, num_steps: int = 1,
                explore: bool = True, action_kwargs: dict | None = None) -> dict:
@@ -124,11 +131,13 @@ class SingleAgentEnvRunner(EnvRunnerBase):
         rewards = np.empty((num_steps, n), np.float32)
         terminateds = np.zeros((num_steps, n), bool)
         truncateds = np.zeros((num_steps, n), bool)
+        eps_ids = np.empty((num_steps, n), np.int64)
         actions, extras = [], []
         returns, lengths = [], []
         normalize, clip = self.config.normalize_actions, self.config.clip_actions
         for t in range(num_steps):
             obs[t] = self._obs
+            eps_ids[t] = self._eps_id
             action, extra = self._act(DEFAULT_MODULE_ID, self._obs, explore, action_kwargs or {})
             actions.append(action)
             extras.append(extra)
@@ -144,12 +153,13 @@ class SingleAgentEnvRunner(EnvRunnerBase):
                     lengths.append(int(self._ep_len[i]))
                     self._ep_return[i], self._ep_len[i] = 0.0, 0
                     self._obs[i] = self.encoder.encode([self._reset(i, False)])[0]
+                    self._eps_id[i] = self._new_episode_id()
                 else:
                     self._obs[i] = next_obs[t, i]
         batch = _env_major({
             Columns.OBS: obs, Columns.NEXT_OBS: next_obs, Columns.ACTIONS: np.stack(actions),
             Columns.REWARDS: rewards, Columns.TERMINATEDS: terminateds, Columns.TRUNCATEDS: truncateds,
-            **{k: np.stack([e[k] for e in extras]) for k in (extras[0] if extras else {})},
+            Columns.EPS_ID: eps_ids, **{k: np.stack([e[k] for e in extras]) for k in (extras[0] if extras else {})},
         })
         seg_end = np.zeros((n, num_steps), bool)
         seg_end[:, -1] = True
@@ -180,6 +190,11 @@ class SingleAgentEnvRunner(EnvRunnerBase):
             steps += length
         self._obs = None  # the eval loop used env 0: start fresh episodes next time
         return {"metrics": _metrics(returns, lengths, steps, time.perf_counter() - started)}
+
+
+def episode_uid(worker_index: int, counter: int) -> int:
+    """An episode id no other runner of the algorithm hands out (runner index in the high bits)."""
+    return (worker_index << 40) | (counter & ((1 << 40) - 1))
 
 
 def _env_major(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

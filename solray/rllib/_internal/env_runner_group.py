@@ -67,18 +67,27 @@ class EnvRunnerGroup:
             local_weights = solray.get(weights) if isinstance(weights, solray.ObjectRef) else weights
             return [getattr(self.local_env_runner, method)(weights=local_weights, **kwargs)]
         for _ in range(max(1, self.config.num_consecutive_env_runner_failures_tolerance)):
-            refs = {i: getattr(r, method).remote(weights=weights, **kwargs) for i, r in self._remote.items()}
-            outputs = []
-            for index, ref in refs.items():
-                try:
-                    # No timeout: a slow runner on a busy machine is not a failed one.
-                    outputs.append(solray.get(ref))
-                except RayError as e:
-                    self._on_failure(index, e)
+            outputs = self.gather(self.submit(method, weights, **kwargs))
             if outputs:
                 return outputs
         raise RuntimeError(f"Every EnvRunner failed {self.config.num_consecutive_env_runner_failures_tolerance} "
                            f"times in a row; last error:\n{self.failures[-1] if self.failures else '?'}")
+
+    def submit(self, method: str, weights: Any, indexes: Any = None, **kwargs: Any) -> dict[int, Any]:
+        """Start ``method`` on every runner actor (or those in ``indexes``) without waiting."""
+        return {i: getattr(r, method).remote(weights=weights, **kwargs) for i, r in self._remote.items()
+                if indexes is None or i in indexes}
+
+    def gather(self, refs: dict[int, Any]) -> list[dict]:
+        """The outputs of ``submit``ted calls; a runner that failed is restarted (or not) and left out."""
+        outputs = []
+        for index, ref in refs.items():
+            try:
+                # No timeout: a slow runner on a busy machine is not a failed one.
+                outputs.append(solray.get(ref))
+            except RayError as e:
+                self._on_failure(index, e)
+        return outputs
 
     def _on_failure(self, index: int, error: RayError) -> None:
         text = str(error)

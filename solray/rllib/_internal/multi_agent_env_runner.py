@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from solray.rllib._internal.env_factory import ObsEncoder, action_to_env
-from solray.rllib._internal.env_runner import EnvRunnerBase, _metrics
+from solray.rllib._internal.env_runner import EnvRunnerBase, _metrics, episode_uid
 from solray.rllib._internal.metrics import merge_sample_metrics
 from solray.rllib.core.columns import Columns
 
@@ -44,6 +44,8 @@ class MultiAgentEnvRunner(EnvRunnerBase):
         self._encoders: dict = {}
         self._obs: list[dict | None] = [None] * self.num_envs
         self._episodes: list[EpisodeInfo | None] = [None] * self.num_envs
+        self._agent_episode_uids: dict[tuple, int] = {}
+        self._uids_issued = 0
         self._pending: list[dict] = [{} for _ in range(self.num_envs)]
 
     def module_for(self, episode: EpisodeInfo, agent_id: Any) -> str:
@@ -151,11 +153,25 @@ class MultiAgentEnvRunner(EnvRunnerBase):
         self._obs = [None] * self.num_envs  # training resumes with fresh episodes too
         return {"metrics": merge_sample_metrics(parts)}
 
+    def _agent_episode_uid(self, episode_id: str, agent_id: Any) -> int:
+        key = (episode_id, agent_id)
+        if key not in self._agent_episode_uids:
+            self._uids_issued += 1
+            self._agent_episode_uids[key] = episode_uid(self.worker_index, self._uids_issued)
+        return self._agent_episode_uids[key]
+
     def _module_batches(self, trajectories: dict[tuple, list]) -> dict[str, dict]:
         rows: dict[str, list] = defaultdict(list)
-        for steps in trajectories.values():
+        for (_, episode_id, agent_id), steps in trajectories.items():
             steps[-1]["seg_end"] = True
+            uid = self._agent_episode_uid(episode_id, agent_id)
+            for step in steps:
+                step[Columns.EPS_ID] = uid
             rows[steps[0]["_module"]].extend(steps)
+        # Forget the ids of episodes that ended (their steps are all out).
+        active = {e.id_ for e in self._episodes if e is not None}
+        for key in [k for k in self._agent_episode_uids if k[0] not in active]:
+            del self._agent_episode_uids[key]
         out = {}
         for mid, steps in rows.items():
             keys = [k for k in steps[0] if not k.startswith("_") and k != "seg_end"]

@@ -43,6 +43,9 @@ class Algorithm(_TrainableBase):
     config_class: type[AlgorithmConfig] = AlgorithmConfig
     learner_class: type | None = None
     default_module_class: type | None = None
+    #: framework("tf2") counterparts ``(learner, module)`` as "module:Class" paths, imported
+    #: only when a config asks for tf2 (None: this algorithm is PyTorch only)
+    tf2_classes: tuple[str, str] | None = None
     #: True: needs Discrete actions (DQN); False: needs Box (SAC); None: either (PPO)
     discrete_actions: bool | None = None
     #: runs in the EnvRunner on each fragment before it is returned (PPO: GAE)
@@ -84,8 +87,9 @@ class Algorithm(_TrainableBase):
         self.config = config
         seed_everything(config.seed)
         self._env_creator = resolve_env_creator(config.env)
+        self._learner_cls, module_cls = self.framework_classes(config)
         self.module_specs, self._runner_cls = build_module_specs(
-            config, self._env_creator, self.default_module_class, type(self).__name__, self.discrete_actions,
+            config, self._env_creator, module_cls, type(self).__name__, self.discrete_actions,
             self.model_extras(config))
         self.metrics = MetricsTracker(config.metrics_num_episodes_for_smoothing)
         self._weights_version = 0
@@ -94,7 +98,7 @@ class Algorithm(_TrainableBase):
             self.env_runner_group = EnvRunnerGroup(config, self._runner_cls, self._env_creator, self.module_specs,
                                                    type(self).postprocess_fragment, config.num_env_runners,
                                                    bundles=self._bundles)
-            self.learner_group = LearnerGroup(config, self.learner_class, self.module_specs, self._bundles)
+            self.learner_group = LearnerGroup(config, self._learner_cls, self.module_specs, self._bundles)
             if config.evaluation_interval or config.evaluation_num_env_runners:
                 self._eval_group()
         except BaseException:
@@ -103,6 +107,15 @@ class Algorithm(_TrainableBase):
         self._weights = None
         self.sync_weights()
         self._callbacks = config.callbacks_class() if config.callbacks_class else None
+
+    @classmethod
+    def framework_classes(cls, config: AlgorithmConfig) -> tuple[type, type]:
+        """The learner and default module classes for ``config.framework_str``."""
+        if config.framework_str == "torch":
+            return cls.learner_class, cls.default_module_class
+        if cls.tf2_classes is None:
+            raise ValueError(f"{cls.__name__} is implemented in PyTorch only; use framework('torch').")
+        return tuple(_import_path(path) for path in cls.tf2_classes)
 
     def validate_config(self, config: AlgorithmConfig) -> None:
         """Algorithm-specific checks (subclasses)."""
@@ -115,19 +128,27 @@ class Algorithm(_TrainableBase):
         """One iteration: ``training_step()`` until the iteration's minimums, then evaluation."""
         config = self.config
         self.metrics.reset_iteration()
+        evaluate_now = bool(config.evaluation_interval) and (self.iteration + 1) % config.evaluation_interval == 0
+        # In parallel mode the evaluation runners start now, on the weights from before this
+        # iteration's updates (its results lag one iteration, as in Ray), and run while we train.
+        evaluation = self._start_evaluation() if evaluate_now and config.evaluation_parallel_to_training else None
         started = time.perf_counter()
         learner_results: dict = {}
         calls = 0
         while True:
             learner_results = self.training_step() or learner_results
             calls += 1
+            if evaluation is not None:
+                evaluation.keep_busy()
             elapsed = time.perf_counter() - started
             if (elapsed >= (config.min_time_s_per_iteration or 0)
                     and self.metrics.iter_steps >= config.min_sample_timesteps_per_iteration
                     and self.metrics.iter_trained >= config.min_train_timesteps_per_iteration):
                 break
         result = self._compose_result(learner_results, calls)
-        if config.evaluation_interval and (self.iteration + 1) % config.evaluation_interval == 0:
+        if evaluation is not None:
+            result["evaluation"] = evaluation.finish()
+        elif evaluate_now:
             result["evaluation"] = self.evaluate()
         return result
 
@@ -232,23 +253,27 @@ class Algorithm(_TrainableBase):
 
     def evaluate(self) -> dict:
         """Run ``evaluation_duration`` episodes (or timesteps) greedily; ``{"env_runners": {...}}``."""
+        return self._start_evaluation().finish()
+
+    def _start_evaluation(self) -> _Evaluation:
         group = self._eval_group()
         weights = self._weights
         if group.local_env_runner is None and not isinstance(weights, solray.ObjectRef):
             weights = solray.put(weights)
         elif group.local_env_runner is not None and isinstance(weights, solray.ObjectRef):
             weights = solray.get(weights)
-        duration = self.config.evaluation_duration
-        duration = 10 if duration == "auto" else int(duration)
-        per_runner = max(1, math.ceil(duration / max(1, group.num_runners)))
-        explore = group.config.explore
-        if self.config.evaluation_duration_unit == "timesteps":
-            outputs = group.call("sample", weights, version=self._weights_version, num_steps=per_runner,
-                                 explore=explore)
+        config = self.config
+        auto = config.evaluation_duration == "auto"
+        if auto:  # as long as training takes: one episode (or fragment) per request, resubmitted
+            per_runner = 1 if config.evaluation_duration_unit == "episodes" else config.get_rollout_fragment_length()
         else:
-            outputs = group.call("sample_episodes", weights, version=self._weights_version,
-                                 num_episodes=per_runner, explore=explore)
-        return {"env_runners": episode_summary([o["metrics"] for o in outputs])}
+            per_runner = max(1, math.ceil(int(config.evaluation_duration) / max(1, group.num_runners)))
+        if config.evaluation_duration_unit == "timesteps":
+            method, amount = "sample", {"num_steps": per_runner}
+        else:
+            method, amount = "sample_episodes", {"num_episodes": per_runner}
+        return _Evaluation(group, method, dict(weights=weights, version=self._weights_version,
+                                               explore=group.config.explore, **amount), repeat=auto)
 
     # --- results ----------------------------------------------------------------------------
     def _compose_result(self, learner_results: dict, calls: int) -> dict:
@@ -347,3 +372,43 @@ class Algorithm(_TrainableBase):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={getattr(self, 'config', None) and self.config.env!r})"
+
+
+class _Evaluation:
+    """Evaluation requests on the evaluation runners: started, kept busy, then summarised.
+
+    With ``repeat`` (``evaluation_duration="auto"``) each runner gets a new request whenever
+    its last one is done, until ``finish``; otherwise each runner answers one request.
+    """
+
+    def __init__(self, group: EnvRunnerGroup, method: str, request: dict, repeat: bool) -> None:
+        self.group, self.method, self.request, self.repeat = group, method, request, repeat
+        self.outputs: list[dict] = []
+        self.refs: dict[int, Any] = {}
+        if group.local_env_runner is not None:
+            self.outputs = group.call(method, **request)
+        else:
+            self.refs = group.submit(method, **request)
+
+    def keep_busy(self) -> None:
+        if not self.repeat or not self.refs:
+            return
+        ready, _ = solray.wait(list(self.refs.values()), num_returns=len(self.refs), timeout=0)
+        done = {index: ref for index, ref in self.refs.items() if ref in ready}
+        self.outputs += self.group.gather(done)
+        self.refs = {index: ref for index, ref in self.refs.items() if index not in done}
+        self.refs.update(self.group.submit(self.method, indexes=set(done), **self.request))
+
+    def finish(self) -> dict:
+        self.outputs += self.group.gather(self.refs)
+        self.refs = {}
+        summary = episode_summary([o["metrics"] for o in self.outputs])
+        summary["weights_seq_no"] = self.request["version"]
+        return {"env_runners": summary}
+
+
+def _import_path(path: str) -> type:
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -229,6 +229,12 @@ class AlgorithmConfig:
             raise ValueError(
                 f"minibatch_size ({self.minibatch_size}) must be <= the train batch size "
                 f"({self.total_train_batch_size})")
+        if self.evaluation_parallel_to_training and self.evaluation_num_env_runners == 0:
+            raise ValueError("evaluation(evaluation_parallel_to_training=True) needs evaluation runners of its "
+                             "own: set evaluation_num_env_runners >= 1.")
+        if self.evaluation_duration == "auto" and not self.evaluation_parallel_to_training:
+            raise ValueError("evaluation_duration='auto' (evaluate as long as training takes) needs "
+                             "evaluation_parallel_to_training=True.")
         if self.policy_mapping_fn is not None and not callable(self.policy_mapping_fn):
             raise TypeError("config key 'policy_mapping_fn' must be callable (agent_id, episode, **kwargs) -> policy id")
         if not self.enable_rl_module_and_learner or not self.enable_env_runner_and_connector_v2:

@@ -14,3 +14,6 @@ class Columns:
     ADVANTAGES = "advantages"
     VALUE_TARGETS = "value_targets"
     EMBEDDINGS = "embeddings"
+    #: an int64 per step naming its (agent's) episode, unique across runners: replay buffers
+    #: chain a step to the next one of the same episode with it (n-step returns)
+    EPS_ID = "eps_id"

@@ -23,9 +23,8 @@ def compute_gae(module: Any, batch: dict, config: Any) -> dict:
     """
     rewards = batch[Columns.REWARDS].astype(np.float32)
     if config.use_critic:
-        with torch.no_grad():
-            values = module.compute_values({Columns.OBS: torch.from_numpy(batch[Columns.OBS])}).numpy()
-            next_values = module.compute_values({Columns.OBS: torch.from_numpy(batch[Columns.NEXT_OBS])}).numpy()
+        values = module_values(module, batch[Columns.OBS])
+        next_values = module_values(module, batch[Columns.NEXT_OBS])
     else:
         values = next_values = np.zeros_like(rewards)
     terminated = batch[Columns.TERMINATEDS].astype(bool)
@@ -42,6 +41,14 @@ def compute_gae(module: Any, batch: dict, config: Any) -> dict:
     batch[Columns.VALUE_TARGETS] = (advantages + values).astype(np.float32)
     batch[Columns.VF_PREDS] = values.astype(np.float32)
     return batch
+
+
+def module_values(module: Any, obs: np.ndarray) -> np.ndarray:
+    """The value head's estimates for NumPy observations, whatever the module's framework."""
+    if isinstance(module, torch.nn.Module):
+        with torch.no_grad():
+            return module.compute_values({Columns.OBS: torch.from_numpy(obs)}).numpy()
+    return np.asarray(module.compute_values({Columns.OBS: obs}))
 
 
 class PPOTorchLearner(TorchLearner):
