@@ -61,7 +61,7 @@ def rllib_cli() -> None:
 
 
 @rllib_cli.command()
-@click.option("--algo", "--run", "algo", required=True, help="Algorithm name: PPO, DQN, SAC.")
+@click.option("--algo", "--run", "algo", required=True, help="Algorithm name: PPO, APPO, IMPALA, DQN, SAC.")
 @click.option("--env", required=True, help="Gymnasium env id or a registered env name.")
 @click.option("--stop", "stop_json", default=json.dumps(_DEFAULT_STOP), show_default=True,
               help='JSON stop criteria, e.g. \'{"env_runners/episode_return_mean": 450}\'.')

@@ -85,3 +85,55 @@ class TwoAgentGuessing(MultiAgentEnv):
         rewards = {"a": float(action_dict["a"] == 0), "b": float(action_dict["b"] == 1)}
         done = self.t >= self.length
         return self._obs(), rewards, {"__all__": done}, {"__all__": False}, {}
+
+
+class BlockImageEnv(gym.Env):
+    """12x12x1 uint8 images with one bright 4x4 block in one of four quadrants (jittered inside
+    it); the right action is the block's quadrant (reward 1). Episodes of ``length`` images."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.observation_space = gym.spaces.Box(0, 255, (12, 12, 1), np.uint8)
+        self.action_space = gym.spaces.Discrete(4)
+        self.length = (config or {}).get("length", 10)
+        self.rng = np.random.default_rng()
+
+    def _image(self):
+        self.quadrant = int(self.rng.integers(4))
+        image = np.zeros((12, 12, 1), np.uint8)
+        row, col = 6 * (self.quadrant // 2) + self.rng.integers(3), 6 * (self.quadrant % 2) + self.rng.integers(3)
+        image[row:row + 4, col:col + 4] = 255
+        return image
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.t = 0
+        return self._image(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.quadrant)
+        self.t += 1
+        return self._image(), reward, False, self.t >= self.length, {}
+
+
+class CueMemoryEnv(gym.Env):
+    """A cue (+1 or -1) is shown at t=0 only, then zeros; at the last of ``length`` steps the
+    action that repeats the cue (1 for +1, 0 for -1) earns 1. Without memory: 0.5 on average."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.length = (config or {}).get("length", 4)
+        self.rng = np.random.default_rng()
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.t, self.cue = 0, int(self.rng.integers(2))
+        return np.array([2.0 * self.cue - 1.0, 1.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        done = self.t >= self.length
+        reward = float(done and int(action) == self.cue)
+        return np.zeros(2, np.float32), reward, done, False, {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import gymnasium as gym
 import pytest
 from rllib_helpers import SMALL_MODEL, DictObsEnv
@@ -69,7 +71,11 @@ def test_bad_envs_and_spaces_fail_at_build_time():
         PPOConfig().build_algo()
 
 
-def test_tf2_without_tensorflow_names_the_package():
+def test_tf2_without_tensorflow_names_the_package(monkeypatch):
+    find_spec = importlib.util.find_spec
+    # TensorFlow is installed for the tf2 tests: make this process see it as missing.
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "tensorflow" else find_spec(name, *args))
     with pytest.raises(ImportError, match="pip install tensorflow"):
         PPOConfig().environment("CartPole-v1").framework("tf2").build_algo()
     with pytest.raises(ValueError, match="'framework' must be one of"):

@@ -43,6 +43,11 @@ def _auto_or_positive(v: Any) -> str | None:
     return "must be 'auto' or a positive int"
 
 
+def _callables(v: Any) -> str | None:
+    fns = v if isinstance(v, (list, tuple)) else [v]
+    return None if all(callable(f) for f in fns) else "must be a function or a list of functions"
+
+
 INT = (int,)
 FLOAT = Number
 BOOL = (bool,)
@@ -167,7 +172,11 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "enable_env_runner_and_connector_v2": Key(True, BOOL),
     },
     "callbacks": {
-        "callbacks_class": Key(None, (), nullable=True),
+        "callbacks_class": Key(None, (type, list, tuple), nullable=True),
+        **{f"callbacks_{hook}": Key(None, (), check=_callables, nullable=True) for hook in (
+            "on_algorithm_init", "on_train_result", "on_evaluate_start", "on_evaluate_end",
+            "on_env_runners_recreated", "on_checkpoint_loaded", "on_environment_created", "on_episode_created",
+            "on_episode_start", "on_episode_step", "on_episode_end", "on_sample_end")},
     },
 }
 

@@ -2,7 +2,8 @@
 
 ``resolve_env_creator`` runs in the driver at build time, so an unknown env id fails there
 with a clear message; the creator it returns is shipped to the EnvRunner actors.
-``ObsEncoder`` turns any supported observation into the flat float32 vector modules take.
+``ObsEncoder`` turns any supported observation into the array modules take: a flat float32
+vector, or for images (rank-3 Box, height x width x channels) the image itself.
 """
 
 from __future__ import annotations
@@ -76,22 +77,33 @@ def check_action_space(space: Any, algo_name: str, discrete: bool | None) -> Non
         "Discrete and 1-D Box action spaces.")
 
 
+def is_image_space(space: Any) -> bool:
+    """Rank-3 Box observations are images (H, W, C, channels last as in Ray): conv encoders take them."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
+
+
 class ObsEncoder:
-    """Flat float32 vectors from observations: Box flattened, Discrete one-hot."""
+    """Batches of observations as modules take them: Box flattened to float32, Discrete one-hot,
+    images kept in shape and dtype (a uint8 image batch stays uint8, a quarter of the memory in
+    batches and replay buffers; the conv encoder casts to float)."""
 
     def __init__(self, space: gym.Space) -> None:
         self.space = space
         if isinstance(space, gym.spaces.Discrete):
-            self.size = int(space.n)
+            self.shape: tuple[int, ...] = (int(space.n),)
+        elif is_image_space(space):
+            self.shape = tuple(int(d) for d in space.shape)
         else:
-            self.size = int(np.prod(space.shape))
+            self.shape = (int(np.prod(space.shape)),)
+        self.size = int(np.prod(self.shape))
+        self.dtype = np.dtype(np.uint8) if is_image_space(space) and space.dtype == np.uint8 else np.dtype(np.float32)
 
     def encode(self, observations: list) -> np.ndarray:
         if isinstance(self.space, gym.spaces.Discrete):
             out = np.zeros((len(observations), self.size), np.float32)
             out[np.arange(len(observations)), np.asarray(observations, np.int64) - self.space.start] = 1.0
             return out
-        return np.asarray(observations, np.float32).reshape(len(observations), self.size)
+        return np.asarray(observations, self.dtype).reshape((len(observations),) + self.shape)
 
 
 def action_to_env(space: gym.Space, action: np.ndarray, normalize: bool, clip: bool) -> Any:

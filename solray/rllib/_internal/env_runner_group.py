@@ -23,7 +23,7 @@ logger = logging.getLogger("solray.rllib")
 class EnvRunnerGroup:
     def __init__(self, config: Any, runner_cls: type, env_creator: Callable, module_specs: dict,
                  postprocess: Callable | None, num_runners: int, first_index: int = 1,
-                 bundles: Any = None) -> None:
+                 bundles: Any = None, on_restart: Callable[[EnvRunnerGroup, list[int]], None] | None = None) -> None:
         self.config = config
         self._args = (env_creator, module_specs, postprocess)
         self._runner_cls = runner_cls
@@ -33,7 +33,11 @@ class EnvRunnerGroup:
         self._remote: dict[int, Any] = {}
         self._placement: dict[int, dict] = {}  # actor options per runner index (its bundle in Tune)
         self.num_restarts = 0
+        self._on_restart = on_restart
         self.failures: list[str] = []
+        # asynchronous requests (submit/fetch_ready): ref -> (runner index, weights version)
+        self._in_flight: dict[Any, tuple[int, int]] = {}
+        self._local_ready: list[tuple[dict, int]] = []
         if num_runners == 0:
             self.local_env_runner = runner_cls(config, 0, *self._args, num_workers=0)
         else:
@@ -67,19 +71,19 @@ class EnvRunnerGroup:
             local_weights = solray.get(weights) if isinstance(weights, solray.ObjectRef) else weights
             return [getattr(self.local_env_runner, method)(weights=local_weights, **kwargs)]
         for _ in range(max(1, self.config.num_consecutive_env_runner_failures_tolerance)):
-            outputs = self.gather(self.submit(method, weights, **kwargs))
+            outputs = self.gather(self.call_each(method, weights, **kwargs))
             if outputs:
                 return outputs
         raise RuntimeError(f"Every EnvRunner failed {self.config.num_consecutive_env_runner_failures_tolerance} "
                            f"times in a row; last error:\n{self.failures[-1] if self.failures else '?'}")
 
-    def submit(self, method: str, weights: Any, indexes: Any = None, **kwargs: Any) -> dict[int, Any]:
-        """Start ``method`` on every runner actor (or those in ``indexes``) without waiting."""
+    def call_each(self, method: str, weights: Any, indexes: Any = None, **kwargs: Any) -> dict[int, Any]:
+        """Start ``method`` once on every runner actor (or those in ``indexes``) without waiting."""
         return {i: getattr(r, method).remote(weights=weights, **kwargs) for i, r in self._remote.items()
                 if indexes is None or i in indexes}
 
     def gather(self, refs: dict[int, Any]) -> list[dict]:
-        """The outputs of ``submit``ted calls; a runner that failed is restarted (or not) and left out."""
+        """The outputs of ``call_each``; a runner that failed is restarted (or not) and left out."""
         outputs = []
         for index, ref in refs.items():
             try:
@@ -87,6 +91,62 @@ class EnvRunnerGroup:
                 outputs.append(solray.get(ref))
             except RayError as e:
                 self._on_failure(index, e)
+        return outputs
+
+    # --- asynchronous requests (IMPALA, APPO) -------------------------------------------------
+    def submit(self, method: str, weights: Any, version: int, **kwargs: Any) -> None:
+        """Top every runner up to ``max_requests_in_flight_per_env_runner`` requests of ``method``
+        (sampling with weights ``version``); collect them with :meth:`fetch_ready`.
+
+        Without actors the local runner runs one request now and its output waits for
+        :meth:`fetch_ready`."""
+        if self.local_env_runner is not None:
+            if not self._local_ready:
+                local_weights = solray.get(weights) if isinstance(weights, solray.ObjectRef) else weights
+                output = getattr(self.local_env_runner, method)(weights=local_weights, version=version, **kwargs)
+                self._local_ready.append((output, version))
+            return
+        busy: dict[int, int] = {}
+        for index, _ in self._in_flight.values():
+            busy[index] = busy.get(index, 0) + 1
+        limit = self.config.max_requests_in_flight_per_env_runner
+        for index, actor in self._remote.items():
+            for _ in range(limit - busy.get(index, 0)):
+                ref = getattr(actor, method).remote(weights=weights, version=version, **kwargs)
+                self._in_flight[ref] = (index, version)
+
+    @property
+    def num_in_flight(self) -> int:
+        return len(self._in_flight) + len(self._local_ready)
+
+    def fetch_ready(self, timeout: float | None = None) -> list[tuple[dict, int]]:
+        """``(output, weights version)`` of every finished request, waiting up to ``timeout``
+        seconds for the first. A request that raised is handled as in :meth:`call` (the runner
+        restarted or dropped, with its other requests)."""
+        if self.local_env_runner is not None:
+            ready, self._local_ready = self._local_ready, []
+            return ready
+        if not self._in_flight:
+            if not self._remote:
+                raise RuntimeError(f"No EnvRunner left to sample with; last error:\n"
+                                   f"{self.failures[-1] if self.failures else '?'}")
+            return []
+        refs = list(self._in_flight)
+        if not solray.wait(refs, num_returns=1, timeout=timeout)[0]:
+            return []
+        ready = set(solray.wait(refs, num_returns=len(refs), timeout=0)[0])
+        outputs = []
+        for ref in refs:  # submission order: outputs come back in a stable order
+            if ref not in ready or ref not in self._in_flight:
+                continue
+            index, version = self._in_flight.pop(ref)
+            try:
+                outputs.append((solray.get(ref), version))
+            except RayError as e:
+                self._on_failure(index, e)
+                # the failed actor's other requests can only fail too
+                for other in [r for r, (i, _) in self._in_flight.items() if i == index]:
+                    del self._in_flight[other]
         return outputs
 
     def _on_failure(self, index: int, error: RayError) -> None:
@@ -108,6 +168,8 @@ class EnvRunnerGroup:
         if restart:
             self._remote[index] = self._start(index)
             self.num_restarts += 1
+            if self._on_restart is not None:
+                self._on_restart(self, [index])
 
     def foreach_env_runner(self, fn: Callable[[Any], Any]) -> list:
         if self.local_env_runner is not None:
@@ -126,3 +188,5 @@ class EnvRunnerGroup:
             except Exception:  # noqa: BLE001 - stopping is best effort
                 pass
         self._remote.clear()
+        self._in_flight.clear()
+        self._local_ready.clear()

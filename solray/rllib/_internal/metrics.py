@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from solray.rllib.utils.metrics.metrics_logger import MetricsLogger
+
 
 def _stats(values: Any, prefix: str) -> dict:
     values = list(values)
@@ -36,7 +38,8 @@ def merge_sample_metrics(metrics: list[dict]) -> dict:
             "episode_lengths": [n for m in metrics for n in m["episode_lengths"]],
             "num_env_steps": int(sum(m["num_env_steps"] for m in metrics)),
             "sample_seconds": float(sum(m["sample_seconds"] for m in metrics)),
-            "agent_returns": dict(agent), "module_returns": dict(module)}
+            "agent_returns": dict(agent), "module_returns": dict(module),
+            "custom": [item for m in metrics for item in m.get("custom", [])]}
 
 
 def episode_summary(metrics: list[dict]) -> dict:
@@ -59,6 +62,7 @@ class MetricsTracker:
         self.lengths: deque = deque(maxlen=window)
         self.agent_returns: dict = defaultdict(lambda: deque(maxlen=window))
         self.module_returns: dict = defaultdict(lambda: deque(maxlen=window))
+        self.custom = MetricsLogger()  # what EnvRunner callbacks logged
         self.lifetime = {"num_env_steps_sampled_lifetime": 0, "num_episodes_lifetime": 0,
                          "num_env_steps_trained_lifetime": 0, "num_agent_steps_sampled_lifetime": 0}
         self.reset_iteration()
@@ -83,6 +87,7 @@ class MetricsTracker:
             for key, values in m["module_returns"].items():
                 self.iter_module_returns[key].extend(values)
             self.iter_episodes += len(m["episode_returns"])
+            self.custom.merge(m.get("custom", []))
             self.iter_sample_seconds = max(self.iter_sample_seconds, m["sample_seconds"])
             steps += m["num_env_steps"]
         self.iter_steps += steps
@@ -114,6 +119,7 @@ class MetricsTracker:
                "num_env_steps_sampled_lifetime": self.steps_sampled,
                "num_episodes_lifetime": self.lifetime["num_episodes_lifetime"],
                "sample": self.iter_sample_seconds}
+        out.update(self.custom.reduce())
         if self.agent_returns:
             out["agent_episode_returns_mean"] = {k: float(np.mean(v)) for k, v in self.agent_returns.items()}
         if self.module_returns:

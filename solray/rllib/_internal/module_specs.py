@@ -43,6 +43,8 @@ def _make_spec(config: Any, module_id: str, obs_space: Any, act_space: Any, defa
     user = _user_spec(config, module_id)
     if user is not None:
         spec.update(user)
+    if spec.module_class is default_class:
+        spec.build()  # a bad model_config (image size without conv_filters, ...) fails build_algo() here
     return spec
 
 
@@ -53,6 +55,7 @@ def build_module_specs(config: Any, env_creator: Callable, default_class: type, 
     env = env_creator(EnvContext(config.env_config, worker_index=0))
     try:
         if isinstance(env, MultiAgentEnv):
+            _check_multi_agent_support(config)
             return _multi_agent_specs(config, env, default_class, algo_name, discrete, model_extras), \
                 MultiAgentEnvRunner
         if config.is_multi_agent:
@@ -69,6 +72,14 @@ def build_module_specs(config: Any, env_creator: Callable, default_class: type, 
             env.close()
         except Exception:  # noqa: BLE001 - the probe env is disposable
             pass
+
+
+def _check_multi_agent_support(config: Any) -> None:
+    if config.batch_mode == "complete_episodes":
+        raise ValueError("env_runners(batch_mode='complete_episodes') is supported for single-agent envs only "
+                         "in solray.rllib; use 'truncate_episodes' with a MultiAgentEnv.")
+    if config.model_config.use_lstm:
+        raise ValueError("model_config use_lstm=True is supported for single-agent envs only in solray.rllib.")
 
 
 def _multi_agent_specs(config: Any, env: MultiAgentEnv, default_class: type, algo_name: str,

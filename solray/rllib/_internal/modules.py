@@ -3,6 +3,12 @@
 Each module knows how it acts while sampling (``compute_actions``), so an EnvRunner needs no
 algorithm-specific code: it calls ``compute_actions`` on a batch of encoded observations and
 stores what comes back (actions plus extra columns such as ``action_logp``).
+
+The encoder follows the observation space as in Ray: an MLP (``fcnet_hiddens``) for vectors, a
+conv stack (``conv_filters``, channels-last images, "same" padding unless a filter says
+"valid") for rank-3 Box observations. With ``use_lstm`` (PPO) an LSTM follows the encoder; its
+state is ``{"h", "c"}`` of shape ``(batch, 1, lstm_cell_size)`` and observations then carry a
+time dimension ``(batch, time, ...)`` (left out, one step is assumed).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import torch
 from torch import nn
 
 from solray.rllib._internal.distributions import for_action_space
-from solray.rllib._internal.env_factory import ObsEncoder
+from solray.rllib._internal.env_factory import ObsEncoder, is_image_space
 from solray.rllib._internal.numpy_policy import NumpyMLP, categorical, diag_gaussian
 from solray.rllib.core.columns import Columns
 from solray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -52,7 +58,79 @@ def action_dist_size(space: gym.Space) -> int:
     return 2 * int(np.prod(space.shape))
 
 
+# Ray's stacks for common image sizes (models/utils.py get_filter_config), keyed by (H, W).
+_DEFAULT_CONV_FILTERS = {
+    (96, 96): [[16, [8, 8], 4], [32, [4, 4], 2], [256, [11, 11], 2]],
+    (84, 84): [[16, [8, 8], 4], [32, [4, 4], 2], [256, [11, 11], 1]],
+    (64, 64): [[16, [4, 4], 2], [32, [4, 4], 2], [64, [4, 4], 2], [128, [4, 4], 2]],
+    (42, 42): [[16, [4, 4], 2], [32, [4, 4], 2], [256, [11, 11], 1]],
+    (10, 10): [[16, [5, 5], 2], [32, [5, 5], 2]],
+}
+
+
+def conv_filters_for(shape: tuple[int, ...], conv_filters: Any) -> list:
+    """``conv_filters`` as given, or Ray's default stack for this image size."""
+    if conv_filters:
+        return [list(f) for f in conv_filters]
+    default = _DEFAULT_CONV_FILTERS.get(tuple(shape[:2]))
+    if default is None:
+        sizes = ", ".join(f"{h}x{w}" for h, w in _DEFAULT_CONV_FILTERS)
+        raise ValueError(
+            f"No default conv_filters for image observations of shape {tuple(shape)} (defaults exist for "
+            f"{sizes}): set model_config conv_filters=[[out_channels, kernel, stride], ...], e.g. "
+            "config.rl_module(model_config={'conv_filters': [[16, 4, 2], [32, 4, 2]]}).")
+    return default
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value[0]), int(value[1])) if isinstance(value, (list, tuple)) else (int(value), int(value))
+
+
+class ConvEncoder(nn.Module):
+    """Conv2D stack over channels-last images, flattened; any leading (batch, time) dims."""
+
+    def __init__(self, shape: tuple[int, int, int], filters: list, activation: str | None) -> None:
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"Unknown conv_activation {activation!r}; use one of "
+                             f"{sorted(k for k in _ACTIVATIONS if k)}")
+        self.shape = tuple(shape)
+        layers: list[nn.Module] = []
+        size, channels = self.shape[:2], self.shape[2]
+        for spec in filters:
+            if len(spec) not in (3, 4) or (len(spec) == 4 and spec[3] not in ("same", "valid")):
+                raise ValueError(f"conv_filters entry {spec!r}: expected [out_channels, kernel, stride] "
+                                 "or [out_channels, kernel, stride, 'same'|'valid']")
+            out, kernel, stride = int(spec[0]), _pair(spec[1]), _pair(spec[2])
+            if len(spec) == 3 or spec[3] == "same":  # TensorFlow's "same": output = ceil(input / stride)
+                pads = []
+                for dim in (1, 0):  # ZeroPad2d wants (left, right, top, bottom)
+                    total = max((-(-size[dim] // stride[dim]) - 1) * stride[dim] + kernel[dim] - size[dim], 0)
+                    pads += [total // 2, total - total // 2]
+                layers.append(nn.ZeroPad2d(tuple(pads)))
+                size = tuple(-(-size[d] // stride[d]) for d in (0, 1))
+            else:
+                size = tuple((size[d] - kernel[d]) // stride[d] + 1 for d in (0, 1))
+            if min(size) < 1:
+                raise ValueError(f"conv_filters {filters!r} shrink the {self.shape} image to nothing")
+            layers.append(nn.Conv2d(channels, out, kernel, stride))
+            if _ACTIVATIONS[activation] is not None:
+                layers.append(_ACTIVATIONS[activation]())
+            channels = out
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.out_size = int(channels * size[0] * size[1])
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[:-3]
+        x = obs.reshape((-1,) + self.shape).float().permute(0, 3, 1, 2)
+        return self.net(x).reshape(lead + (self.out_size,))
+
+
 class _DefaultModule(RLModule):
+    #: whether the subclass handles use_lstm / image observations
+    supports_lstm = False
+    supports_images = True
+
     def setup(self) -> None:
         raw = self.model_config
         # Algorithm keys that shape the network (DQN's dueling) ride along in the dict.
@@ -60,64 +138,140 @@ class _DefaultModule(RLModule):
         if self.extras:
             raw = {k: v for k, v in raw.items() if k not in self.extras}
         self.config = DefaultModelConfig.from_any(raw)
-        if self.config.use_lstm:
-            raise ValueError("model_config use_lstm=True is not supported by solray.rllib's default modules.")
-        self.obs_size = ObsEncoder(self.observation_space).size
+        name = type(self).__name__
+        if self.config.use_lstm and not self.supports_lstm:
+            raise ValueError(f"model_config use_lstm=True is not supported by {name} (PPO's default module has it).")
+        self.is_image = is_image_space(self.observation_space)
+        if self.is_image and not self.supports_images:
+            raise ValueError(f"{name} does not take image observations {self.observation_space}; "
+                             "flatten them (gymnasium.wrappers.FlattenObservation) or use PPO/DQN.")
+        self.obs_shape = ObsEncoder(self.observation_space).shape
+        self.obs_size = int(np.prod(self.obs_shape))
         self.build()
 
     def build(self) -> None:
         raise NotImplementedError
 
+    def make_encoder(self) -> tuple[nn.Module, int]:
+        """The observation encoder and its output size: conv stack for images, else the MLP."""
+        c = self.config
+        if self.is_image:
+            encoder = ConvEncoder(self.obs_shape, conv_filters_for(self.obs_shape, c.conv_filters), c.conv_activation)
+            return encoder, encoder.out_size
+        encoder = mlp(self.obs_size, c.fcnet_hiddens, c.fcnet_activation)
+        return encoder, _last_size(encoder, self.obs_size)
+
 
 class DefaultPPOTorchRLModule(_DefaultModule):
-    """Policy head (action logits or Gaussian mean/log-std) and value head, shared trunk or not."""
+    """Policy head (action logits or Gaussian mean/log-std) and value head, shared trunk or not;
+    with ``use_lstm`` an LSTM between the (shared) encoder and the heads."""
+
+    supports_lstm = True
 
     def build(self) -> None:
         c = self.config
-        self.encoder = mlp(self.obs_size, c.fcnet_hiddens, c.fcnet_activation)
-        feat = _last_size(self.encoder, self.obs_size)
+        self.encoder, feat = self.make_encoder()
+        self.vf_encoder = None if c.vf_share_layers else self.make_encoder()[0]
+        self.lstm = None
+        if c.use_lstm:
+            if not c.vf_share_layers:
+                raise ValueError("model_config use_lstm=True needs vf_share_layers=True (one LSTM for the "
+                                 "policy and value heads) in solray.rllib.")
+            if c.lstm_use_prev_action or c.lstm_use_prev_reward:
+                raise ValueError("model_config lstm_use_prev_action/lstm_use_prev_reward are not supported "
+                                 "by solray.rllib's LSTM module; add them to the observation with an env wrapper.")
+            if int(c.max_seq_len) < 1 or int(c.lstm_cell_size) < 1:
+                raise ValueError(f"model_config max_seq_len ({c.max_seq_len}) and lstm_cell_size "
+                                 f"({c.lstm_cell_size}) must be >= 1")
+            self.lstm = nn.LSTM(feat, int(c.lstm_cell_size), batch_first=True)
+            feat = int(c.lstm_cell_size)
         self.pi = mlp(feat, c.head_fcnet_hiddens, c.head_fcnet_activation, action_dist_size(self.action_space))
-        self.vf_encoder = None if c.vf_share_layers else mlp(self.obs_size, c.fcnet_hiddens, c.fcnet_activation)
         self.vf = mlp(feat, c.head_fcnet_hiddens, c.head_fcnet_activation, 1)
         self.dist_class = for_action_space(self.action_space)
         # Small last layers: the first policy is near uniform and the first values near zero.
         nn.init.normal_(self.pi[-1].weight, std=0.01)
         nn.init.zeros_(self.pi[-1].bias)
 
+    def get_initial_state(self) -> dict:
+        if self.lstm is None:
+            return {}
+        zeros = torch.zeros(1, self.lstm.hidden_size)
+        return {"h": zeros, "c": zeros.clone()}
+
+    def _features(self, batch: dict, require_state: bool = False) -> tuple[torch.Tensor, dict | None]:
+        """Encoder (+ LSTM) output, and the LSTM's state after the last step (None without LSTM)."""
+        obs = batch[Columns.OBS]
+        if self.lstm is None:
+            return self.encoder(obs), None
+        state = batch.get(Columns.STATE_IN)
+        if state is None:
+            if require_state:
+                raise ValueError(f"{type(self).__name__} has an LSTM (use_lstm=True): forward_train needs "
+                                 f"batch['{Columns.STATE_IN}'] = {{'h', 'c'}} at each sequence start")
+            state = {k: v.expand(obs.shape[0], -1, -1) for k, v in self.get_initial_state().items()}
+        one_step = obs.dim() == len(self.obs_shape) + 1  # no time dimension given
+        if one_step:
+            obs = obs.unsqueeze(1)
+        h, c = (state[k].to(torch.float32).transpose(0, 1).contiguous() for k in ("h", "c"))
+        out, (h, c) = self.lstm(self.encoder(obs), (h, c))
+        return (out.squeeze(1) if one_step else out), {"h": h.transpose(0, 1), "c": c.transpose(0, 1)}
+
     def _forward(self, batch: dict, **kwargs: Any) -> dict:
-        return {Columns.ACTION_DIST_INPUTS: self.pi(self.encoder(batch[Columns.OBS]))}
+        features, state_out = self._features(batch)
+        out = {Columns.ACTION_DIST_INPUTS: self.pi(features)}
+        if state_out is not None:
+            # The runner records values while acting: only there is the recurrent state at hand.
+            out[Columns.VF_PREDS] = self.vf(features).squeeze(-1)
+            out[Columns.STATE_OUT] = state_out
+        return out
 
     def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
-        features = self.encoder(batch[Columns.OBS])
+        features, state_out = self._features(batch, require_state=True)
         vf_features = features if self.vf_encoder is None else self.vf_encoder(batch[Columns.OBS])
-        return {Columns.ACTION_DIST_INPUTS: self.pi(features), Columns.VF_PREDS: self.vf(vf_features).squeeze(-1)}
+        out = {Columns.ACTION_DIST_INPUTS: self.pi(features), Columns.VF_PREDS: self.vf(vf_features).squeeze(-1)}
+        if state_out is not None:
+            out[Columns.STATE_OUT] = state_out
+        return out
 
     def compute_values(self, batch: dict) -> torch.Tensor:
-        obs = batch[Columns.OBS]
-        return self.vf(self.encoder(obs) if self.vf_encoder is None else self.vf_encoder(obs)).squeeze(-1)
-
+        if self.vf_encoder is not None:
+            return self.vf(self.vf_encoder(batch[Columns.OBS])).squeeze(-1)
+        return self.vf(self._features(batch)[0]).squeeze(-1)
 
     def numpy_policy(self) -> NumpyMLP | None:
-        return NumpyMLP.compile([self.encoder, self.pi])
+        return None if self.lstm is not None else NumpyMLP.compile([self.encoder, self.pi])
 
     def compute_actions(self, obs: np.ndarray, explore: bool, rng: np.random.Generator,
-                        policy_net: NumpyMLP | None = None) -> tuple[np.ndarray, dict]:
-        return sample_from_dist_inputs(self, obs, explore, rng, policy_net)
+                        policy_net: NumpyMLP | None = None, state: dict | None = None) -> tuple[np.ndarray, dict]:
+        return sample_from_dist_inputs(self, obs, explore, rng, policy_net, state)
 
 
-def sample_from_dist_inputs(module: RLModule, obs: np.ndarray, explore: bool,
-                            rng: np.random.Generator, policy_net: NumpyMLP | None = None) -> tuple[np.ndarray, dict]:
-    """Acting for modules that output ``action_dist_inputs`` (PPO's default and custom modules)."""
+def sample_from_dist_inputs(module: RLModule, obs: np.ndarray, explore: bool, rng: np.random.Generator,
+                            policy_net: NumpyMLP | None = None, state: dict | None = None) -> tuple[np.ndarray, dict]:
+    """Acting for modules that output ``action_dist_inputs`` (PPO's default and custom modules).
+
+    A recurrent module gets ``state`` (one row per env) and its ``state_out`` comes back among
+    the extras, with its ``vf_preds`` when the forward pass gives them.
+    """
+    extras: dict = {}
     if policy_net is not None:
         inputs = policy_net(obs)
     else:
         forward = module.forward_exploration if explore else module.forward_inference
-        inputs = forward({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS].numpy()
+        batch = {Columns.OBS: torch.from_numpy(obs)}
+        if state is not None:
+            batch[Columns.STATE_IN] = state
+        out = forward(batch)
+        inputs = out[Columns.ACTION_DIST_INPUTS].numpy()
+        if state is not None:
+            extras[Columns.STATE_OUT] = {k: v.numpy() for k, v in out[Columns.STATE_OUT].items()}
+            if Columns.VF_PREDS in out:
+                extras[Columns.VF_PREDS] = out[Columns.VF_PREDS].numpy().astype(np.float32)
     if isinstance(module.action_space, gym.spaces.Discrete):
         actions, logp = categorical(inputs, rng, explore)
     else:
         actions, logp = diag_gaussian(inputs, rng, explore)
-    return actions, {Columns.ACTION_LOGP: logp, Columns.ACTION_DIST_INPUTS: inputs.astype(np.float32)}
+    return actions, {Columns.ACTION_LOGP: logp, Columns.ACTION_DIST_INPUTS: inputs.astype(np.float32), **extras}
 
 
 class DefaultDQNTorchRLModule(_DefaultModule):
@@ -127,8 +281,7 @@ class DefaultDQNTorchRLModule(_DefaultModule):
         c = self.config
         n = int(self.action_space.n)
         self.dueling = bool(self.extras.get("dueling", True))
-        self.encoder = mlp(self.obs_size, c.fcnet_hiddens, c.fcnet_activation)
-        feat = _last_size(self.encoder, self.obs_size)
+        self.encoder, feat = self.make_encoder()
         self.advantage = mlp(feat, c.head_fcnet_hiddens, c.head_fcnet_activation, n)
         self.value = mlp(feat, c.head_fcnet_hiddens, c.head_fcnet_activation, 1) if self.dueling else None
 
@@ -161,6 +314,8 @@ class DefaultDQNTorchRLModule(_DefaultModule):
 
 class DefaultSACTorchRLModule(_DefaultModule):
     """A squashed-Gaussian actor and twin Q critics over (obs, action); actions live in [-1, 1]."""
+
+    supports_images = False
 
     def build(self) -> None:
         c = self.config

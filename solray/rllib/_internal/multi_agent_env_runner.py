@@ -106,7 +106,9 @@ class MultiAgentEnvRunner(EnvRunnerBase):
                 space_of = env.get_action_space
                 env_actions = {aid: action_to_env(space_of(aid), a, self.config.normalize_actions,
                                                   self.config.clip_actions) for aid, a in actions.items()}
-                obs, rewards, terms, truncs, _ = env.step(env_actions)
+                obs, rewards, terms, truncs, infos = env.step(env_actions)
+                self.hooks.after_step(index, env_actions, obs, rewards, terms.get("__all__", False),
+                                      truncs.get("__all__", False), infos)
                 episode.length += 1
                 for aid, r in rewards.items():
                     episode.total_return += r
@@ -137,9 +139,9 @@ class MultiAgentEnvRunner(EnvRunnerBase):
         if self.postprocess is not None:
             batches = {mid: self.postprocess(self.modules[mid], b, self.config) for mid, b in batches.items()}
         steps = num_steps * self.num_envs
-        return {"batches": batches,
-                "metrics": _metrics(returns, lengths, steps, time.perf_counter() - started,
-                                    dict(agent_returns), dict(module_returns))}
+        return self._finish({"batches": batches,
+                             "metrics": _metrics(returns, lengths, steps, time.perf_counter() - started,
+                                                 dict(agent_returns), dict(module_returns))})
 
     def sample_episodes(self, num_episodes: int, explore: bool = False, weights: dict | None = None,
                         version: int = -1) -> dict:

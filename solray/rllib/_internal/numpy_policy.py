@@ -15,6 +15,10 @@ from torch import nn
 _NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0),
                       nn.SiLU: lambda x: x / (1.0 + np.exp(-x)),
                       nn.ELU: lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))}
+#: the same functions by the names model configs use (modules that hold plain weight arrays)
+_NUMPY_ACTIVATIONS_BY_NAME = {"tanh": _NUMPY_ACTIVATIONS[nn.Tanh], "relu": _NUMPY_ACTIVATIONS[nn.ReLU],
+                              "swish": _NUMPY_ACTIVATIONS[nn.SiLU], "silu": _NUMPY_ACTIVATIONS[nn.SiLU],
+                              "elu": _NUMPY_ACTIVATIONS[nn.ELU]}
 
 
 class NumpyMLP:
@@ -27,6 +31,8 @@ class NumpyMLP:
     def compile(cls, blocks: list[nn.Sequential]) -> NumpyMLP | None:
         layers = []
         for block in blocks:
+            if not isinstance(block, nn.Sequential):  # a conv encoder, an LSTM: torch acts
+                return None
             for layer in block:
                 if isinstance(layer, nn.Linear):
                     w = layer.weight.detach().numpy().T.astype(np.float32).copy()
@@ -37,6 +43,16 @@ class NumpyMLP:
                 else:
                     return None
         return cls(layers)
+
+    @classmethod
+    def from_arrays(cls, layers: list[tuple[np.ndarray, np.ndarray, str | None]]) -> NumpyMLP:
+        """Dense layers given as ``(kernel [in, out], bias, activation name or None)``."""
+        compiled = []
+        for kernel, bias, activation in layers:
+            compiled.append(("linear", np.asarray(kernel, np.float32), np.asarray(bias, np.float32)))
+            if activation not in (None, "linear"):
+                compiled.append(("act", _NUMPY_ACTIVATIONS_BY_NAME[activation], None))
+        return cls(compiled)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         for kind, a, b in self.layers:

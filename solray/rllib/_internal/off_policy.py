@@ -13,11 +13,25 @@ from solray.rllib._internal.config_schema import DICT, FLOAT, INT, Key, at_least
 from solray.rllib._internal.replay_buffer import make_replay_buffer
 from solray.rllib.algorithms.algorithm import Algorithm
 
+
+def _n_step_problem(value: Any) -> str | None:
+    """Ray's ``n_step``: an int >= 1, or ``(low, high)`` to draw each row's n from [low, high]."""
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    if positive_int(value):
+        return None
+    if (isinstance(value, (tuple, list)) and len(value) == 2 and all(map(positive_int, value))
+            and value[0] <= value[1]):
+        return None
+    return "must be an int >= 1 or a (min, max) pair of ints with 1 <= min <= max"
+
+
 OFF_POLICY_KEYS = {
     "replay_buffer_config": Key({}, DICT),
     "num_steps_sampled_before_learning_starts": Key(1000, INT, at_least(0)),
     "training_intensity": Key(None, FLOAT, at_least(0), nullable=True),
-    "n_step": Key(1, (int, tuple, list)),
+    "n_step": Key(1, (int, tuple, list), _n_step_problem),
     "tau": Key(1.0, FLOAT, at_least(0)),
     "target_network_update_freq": Key(500, INT, at_least(0)),
     "store_buffer_in_checkpoints": Key(False, (bool,)),
@@ -28,8 +42,9 @@ class OffPolicyAlgorithm(Algorithm):
     default_fragment_length = 4
 
     def validate_config(self, config: Any) -> None:
-        if config.n_step != 1:
-            raise ValueError(f"n_step={config.n_step!r}: solray.rllib supports n_step=1 only so far.")
+        problem = _n_step_problem(config.n_step)
+        if problem:
+            raise ValueError(f"config key 'n_step' {problem}, got {config.n_step!r}")
 
     def setup(self, config: Any, env: Any = None) -> None:
         super().setup(config, env)
@@ -56,7 +71,8 @@ class OffPolicyAlgorithm(Algorithm):
         updates = 1 if intensity is None else max(1, math.floor(sampled * intensity / batch_size + 0.5))
         results: dict = {}
         for _ in range(updates):
-            replayed = {mid: buf.sample(batch_size) for mid, buf in self.buffers.items() if len(buf)}
+            replayed = {mid: buf.sample(batch_size, n_step=config.n_step, gamma=config.gamma)
+                        for mid, buf in self.buffers.items() if len(buf)}
             results = self.learner_group.update(replayed, timestep=self.metrics.steps_sampled)
             for mid, metrics in results.items():
                 td = metrics.pop("_td_error", None)
@@ -74,3 +90,8 @@ class OffPolicyAlgorithm(Algorithm):
     def set_extra_state(self, state: dict) -> None:
         for mid, buf_state in state.get("buffers", {}).items():
             self.buffers[mid].set_state(buf_state)
+
+
+def bootstrap_gamma(gamma: float, batch: dict) -> Any:
+    """What the bootstrapped value is discounted by: gamma ** n per row of an n-step batch."""
+    return gamma ** batch["n_step"] if "n_step" in batch else gamma

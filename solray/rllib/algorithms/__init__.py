@@ -1,4 +1,4 @@
-"""RLlib's algorithms: ``Algorithm``, ``AlgorithmConfig`` and PPO, DQN, SAC."""
+"""RLlib's algorithms: ``Algorithm``, ``AlgorithmConfig`` and PPO, APPO, IMPALA, DQN, SAC."""
 
 from solray.rllib.algorithms.algorithm import Algorithm
 from solray.rllib.algorithms.algorithm_config import AlgorithmConfig

@@ -19,6 +19,7 @@ from typing import Any
 
 import solray
 from solray.rllib._internal import checkpoints
+from solray.rllib._internal.callbacks import CallbackRunner
 from solray.rllib._internal.env_factory import resolve_env_creator
 from solray.rllib._internal.env_runner import seed_everything
 from solray.rllib._internal.env_runner_group import EnvRunnerGroup
@@ -28,6 +29,7 @@ from solray.rllib._internal.module_specs import build_module_specs
 from solray.rllib._internal.placement import BundleAllocator
 from solray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from solray.rllib.core import ALL_MODULES, DEFAULT_MODULE_ID
+from solray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 logger = logging.getLogger("solray.rllib")
 
@@ -38,7 +40,7 @@ except ImportError:  # pragma: no cover - Tune not installed
 
 
 class Algorithm(_TrainableBase):
-    """Base class of PPO, DQN, SAC; subclasses set the class attributes and ``training_step``."""
+    """Base class of PPO, APPO, IMPALA, DQN, SAC; subclasses set the class attributes and ``training_step``."""
 
     config_class: type[AlgorithmConfig] = AlgorithmConfig
     learner_class: type | None = None
@@ -92,12 +94,14 @@ class Algorithm(_TrainableBase):
             config, self._env_creator, module_cls, type(self).__name__, self.discrete_actions,
             self.model_extras(config))
         self.metrics = MetricsTracker(config.metrics_num_episodes_for_smoothing)
+        self._eval_metrics_logger = MetricsLogger()
+        self._callbacks = CallbackRunner.from_config(config)
         self._weights_version = 0
         self._bundles = BundleAllocator()
         try:
             self.env_runner_group = EnvRunnerGroup(config, self._runner_cls, self._env_creator, self.module_specs,
                                                    type(self).postprocess_fragment, config.num_env_runners,
-                                                   bundles=self._bundles)
+                                                   bundles=self._bundles, on_restart=self._on_runners_recreated)
             self.learner_group = LearnerGroup(config, self._learner_cls, self.module_specs, self._bundles)
             if config.evaluation_interval or config.evaluation_num_env_runners:
                 self._eval_group()
@@ -106,7 +110,7 @@ class Algorithm(_TrainableBase):
             raise
         self._weights = None
         self.sync_weights()
-        self._callbacks = config.callbacks_class() if config.callbacks_class else None
+        self._callbacks("on_algorithm_init", algorithm=self, metrics_logger=None)
 
     @classmethod
     def framework_classes(cls, config: AlgorithmConfig) -> tuple[type, type]:
@@ -170,8 +174,7 @@ class Algorithm(_TrainableBase):
             "timesteps_total": self.metrics.steps_sampled, "episodes_total": self.metrics.lifetime["num_episodes_lifetime"],
             "pid": os.getpid(), "hostname": socket.gethostname(),
         })
-        if self._callbacks is not None and hasattr(self._callbacks, "on_train_result"):
-            self._callbacks.on_train_result(algorithm=self, result=result)
+        self._callbacks("on_train_result", algorithm=self, metrics_logger=None, result=result)
         return result
 
     @property
@@ -248,14 +251,20 @@ class Algorithm(_TrainableBase):
             n = self.config.evaluation_num_env_runners
             self.eval_env_runner_group = EnvRunnerGroup(eval_config, self._runner_cls, self._env_creator,
                                                         self.module_specs, None, n, first_index=10_000,
-                                                        bundles=self._bundles)
+                                                        bundles=self._bundles,
+                                                        on_restart=self._on_runners_recreated)
         return self.eval_env_runner_group
 
     def evaluate(self) -> dict:
         """Run ``evaluation_duration`` episodes (or timesteps) greedily; ``{"env_runners": {...}}``."""
         return self._start_evaluation().finish()
 
+    def _on_runners_recreated(self, group: EnvRunnerGroup, indices: list[int]) -> None:
+        self._callbacks("on_env_runners_recreated", algorithm=self, env_runner_group=group,
+                        env_runner_indices=indices, is_evaluation=group is self.eval_env_runner_group)
+
     def _start_evaluation(self) -> _Evaluation:
+        self._callbacks("on_evaluate_start", algorithm=self, metrics_logger=None)
         group = self._eval_group()
         weights = self._weights
         if group.local_env_runner is None and not isinstance(weights, solray.ObjectRef):
@@ -272,8 +281,8 @@ class Algorithm(_TrainableBase):
             method, amount = "sample", {"num_steps": per_runner}
         else:
             method, amount = "sample_episodes", {"num_episodes": per_runner}
-        return _Evaluation(group, method, dict(weights=weights, version=self._weights_version,
-                                               explore=group.config.explore, **amount), repeat=auto)
+        return _Evaluation(self, group, method, dict(weights=weights, version=self._weights_version,
+                                                     explore=group.config.explore, **amount), repeat=auto)
 
     # --- results ----------------------------------------------------------------------------
     def _compose_result(self, learner_results: dict, calls: int) -> dict:
@@ -348,6 +357,7 @@ class Algorithm(_TrainableBase):
         self.metrics.set_state(state["metrics"])
         self.set_extra_state(state.get("extra", {}))
         self.sync_weights()
+        self._callbacks("on_checkpoint_loaded", algorithm=self)
 
     restore = restore_from_path
 
@@ -381,14 +391,15 @@ class _Evaluation:
     its last one is done, until ``finish``; otherwise each runner answers one request.
     """
 
-    def __init__(self, group: EnvRunnerGroup, method: str, request: dict, repeat: bool) -> None:
-        self.group, self.method, self.request, self.repeat = group, method, request, repeat
+    def __init__(self, algorithm: Algorithm, group: EnvRunnerGroup, method: str, request: dict,
+                 repeat: bool) -> None:
+        self.algorithm, self.group, self.method, self.request, self.repeat = algorithm, group, method, request, repeat
         self.outputs: list[dict] = []
         self.refs: dict[int, Any] = {}
         if group.local_env_runner is not None:
             self.outputs = group.call(method, **request)
         else:
-            self.refs = group.submit(method, **request)
+            self.refs = group.call_each(method, **request)
 
     def keep_busy(self) -> None:
         if not self.repeat or not self.refs:
@@ -397,14 +408,22 @@ class _Evaluation:
         done = {index: ref for index, ref in self.refs.items() if ref in ready}
         self.outputs += self.group.gather(done)
         self.refs = {index: ref for index, ref in self.refs.items() if index not in done}
-        self.refs.update(self.group.submit(self.method, indexes=set(done), **self.request))
+        self.refs.update(self.group.call_each(self.method, indexes=set(done), **self.request))
 
     def finish(self) -> dict:
         self.outputs += self.group.gather(self.refs)
         self.refs = {}
-        summary = episode_summary([o["metrics"] for o in self.outputs])
+        metrics = [o["metrics"] for o in self.outputs]
+        summary = episode_summary(metrics)
         summary["weights_seq_no"] = self.request["version"]
-        return {"env_runners": summary}
+        logger = self.algorithm._eval_metrics_logger
+        for m in metrics:
+            logger.merge(m.get("custom", []))
+        summary.update(logger.reduce())
+        result = {"env_runners": summary}
+        self.algorithm._callbacks("on_evaluate_end", algorithm=self.algorithm, metrics_logger=None,
+                                  evaluation_metrics=result)
+        return result
 
 
 def _import_path(path: str) -> type:

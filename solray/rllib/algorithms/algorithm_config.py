@@ -138,8 +138,13 @@ class AlgorithmConfig:
     def api_stack(self, **kwargs: Any) -> AlgorithmConfig:
         return self._set("api_stack", kwargs)
 
-    def callbacks(self, callbacks_class: Any = None) -> AlgorithmConfig:
-        return self._set("callbacks", {"callbacks_class": callbacks_class})
+    def callbacks(self, callbacks_class: Any = None, **hooks: Any) -> AlgorithmConfig:
+        """An ``RLlibCallback`` subclass (or a list of them), and/or single hooks as functions:
+        ``callbacks(on_episode_end=fn)`` (a list of functions runs them in order)."""
+        values = {f"callbacks_{hook}": fn for hook, fn in hooks.items()}
+        if callbacks_class is not None:
+            values["callbacks_class"] = callbacks_class
+        return self._set("callbacks", values)
 
     def offline_data(self, **kwargs: Any) -> AlgorithmConfig:
         raise NotImplementedError("solray.rllib does not support offline RL (config.offline_data) yet.")

@@ -8,6 +8,8 @@ _ALGORITHMS = {
     "PPO": ("solray.rllib.algorithms.ppo", "PPO"),
     "DQN": ("solray.rllib.algorithms.dqn", "DQN"),
     "SAC": ("solray.rllib.algorithms.sac", "SAC"),
+    "IMPALA": ("solray.rllib.algorithms.impala", "IMPALA"),
+    "APPO": ("solray.rllib.algorithms.appo", "APPO"),
 }
 
 

@@ -17,3 +17,11 @@ class Columns:
     #: an int64 per step naming its (agent's) episode, unique across runners: replay buffers
     #: chain a step to the next one of the same episode with it (n-step returns)
     EPS_ID = "eps_id"
+    #: a recurrent module's state (a dict of arrays) going into / coming out of a forward pass
+    STATE_IN = "state_in"
+    STATE_OUT = "state_out"
+    #: per step: the value of ``new_obs`` where a chain of steps is cut short (truncated
+    #: episode, end of a fragment piece), recorded by the EnvRunner for recurrent modules
+    VALUES_BOOTSTRAPPED = "values_bootstrapped"
+    #: per step of a padded sequence: True on real steps, False on padding
+    LOSS_MASK = "loss_mask"

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from solray.rllib._internal.config_schema import BOOL, Key, one_of
 from solray.rllib._internal.learner import TorchLearner, scheduled, to_tensors
 from solray.rllib._internal.modules import DefaultDQNTorchRLModule
-from solray.rllib._internal.off_policy import OFF_POLICY_KEYS, OffPolicyAlgorithm
+from solray.rllib._internal.off_policy import OFF_POLICY_KEYS, OffPolicyAlgorithm, bootstrap_gamma
 from solray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from solray.rllib.core.columns import Columns
 
@@ -71,7 +71,7 @@ class DQNTorchLearner(TorchLearner):
             else:
                 next_q = next_target.max(-1).values
             not_done = 1.0 - b[Columns.TERMINATEDS].float()
-            target = b[Columns.REWARDS] + config.gamma * not_done * next_q
+            target = b[Columns.REWARDS] + bootstrap_gamma(config.gamma, b) * not_done * next_q
         td_error = q - target
         loss_fn = F.smooth_l1_loss if config.td_error_loss_fn == "huber" else F.mse_loss
         loss = (b["weights"] * loss_fn(q, target, reduction="none")).mean()
@@ -97,6 +97,8 @@ class DQN(OffPolicyAlgorithm):
     config_class = DQNConfig
     learner_class = DQNTorchLearner
     default_module_class = DefaultDQNTorchRLModule
+    tf2_classes = ("solray.rllib.algorithms.dqn.dqn_tf_learner:DQNTfLearner",
+                   "solray.rllib._internal.tf.modules:DefaultDQNTfRLModule")
     discrete_actions = True
 
     def model_extras(self, config: Any) -> dict:

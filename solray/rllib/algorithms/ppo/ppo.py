@@ -42,6 +42,8 @@ class PPO(Algorithm):
     config_class = PPOConfig
     learner_class = PPOTorchLearner
     default_module_class = DefaultPPOTorchRLModule
+    tf2_classes = ("solray.rllib.algorithms.ppo.ppo_tf_learner:PPOTfLearner",
+                   "solray.rllib._internal.tf.modules:DefaultPPOTfRLModule")
     postprocess_fragment = staticmethod(compute_gae)
 
     def training_step(self) -> dict:

@@ -1,5 +1,8 @@
 """PPO's math: GAE on each sampled fragment (in the EnvRunner) and the clipped-surrogate
-learner update with value loss, entropy bonus, adaptive KL penalty and minibatch epochs."""
+learner update with value loss, entropy bonus, adaptive KL penalty and minibatch epochs.
+
+A recurrent module trains on padded sequences (see ``_internal/sequences.py``); minibatches
+are drawn over sequences and padded steps are dropped before any loss term."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import torch
 
 from solray.rllib._internal.distributions import for_action_space
 from solray.rllib._internal.learner import TorchLearner, mean_metrics, scheduled, to_tensors
+from solray.rllib._internal.sequences import build_sequences, state_from_columns
 from solray.rllib.core.columns import Columns
 
 
@@ -19,16 +23,21 @@ def compute_gae(module: Any, batch: dict, config: Any) -> dict:
 
     Runs where the fragment was sampled, with the same weights that chose its actions. A step
     ends its chain when its episode ended or its fragment piece was cut (``seg_end``); the
-    value of the next observation is bootstrapped unless the episode *terminated*.
+    value of the next observation is bootstrapped unless the episode *terminated*. A recurrent
+    module's values were recorded while acting (``vf_preds``, and ``values_bootstrapped`` where
+    a chain is cut): the state they need exists only there.
     """
     rewards = batch[Columns.REWARDS].astype(np.float32)
-    if config.use_critic:
-        values = module_values(module, batch[Columns.OBS])
-        next_values = module_values(module, batch[Columns.NEXT_OBS])
-    else:
-        values = next_values = np.zeros_like(rewards)
     terminated = batch[Columns.TERMINATEDS].astype(bool)
     chain_ends = terminated | batch[Columns.TRUNCATEDS].astype(bool) | batch["seg_end"]
+    if not config.use_critic:
+        values = next_values = np.zeros_like(rewards)
+    elif Columns.VALUES_BOOTSTRAPPED in batch:
+        values = batch[Columns.VF_PREDS].astype(np.float32)
+        next_values = np.where(chain_ends, batch[Columns.VALUES_BOOTSTRAPPED], np.r_[values[1:], 0.0])
+    else:
+        values = module_values(module, batch[Columns.OBS])
+        next_values = module_values(module, batch[Columns.NEXT_OBS])
     gamma, lam = config.gamma, (config.lambda_ if config.use_gae else 1.0)
     deltas = rewards + gamma * np.where(terminated, 0.0, next_values) - values
     keep = np.where(chain_ends, 0.0, gamma * lam).astype(np.float32)
@@ -45,7 +54,7 @@ def compute_gae(module: Any, batch: dict, config: Any) -> dict:
 
 def module_values(module: Any, obs: np.ndarray) -> np.ndarray:
     """The value head's estimates for NumPy observations, whatever the module's framework."""
-    if isinstance(module, torch.nn.Module):
+    if getattr(module, "framework", "torch") == "torch":
         with torch.no_grad():
             return module.compute_values({Columns.OBS: torch.from_numpy(obs)}).numpy()
     return np.asarray(module.compute_values({Columns.OBS: obs}))
@@ -69,12 +78,26 @@ class PPOTorchLearner(TorchLearner):
         per_learner = max(1, config.total_train_batch_size // self.world_size)
         minibatch = min(config.minibatch_size or per_learner, per_learner)
         steps_per_epoch = math.ceil(per_learner / minibatch)
+        keys = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
+                Columns.ADVANTAGES, Columns.VALUE_TARGETS)
+        recurrent = getattr(module, "is_stateful", lambda: False)()
+        if recurrent:
+            # Minibatches of whole sequences, about ``minibatch`` steps each.
+            data = build_sequences(batch, int(config.model_config.max_seq_len), keys)
+            units = len(data[Columns.LOSS_MASK])
+            unit_minibatch = math.ceil(units / steps_per_epoch)
+        else:
+            data, units, unit_minibatch = {k: batch[k] for k in keys}, size, minibatch
         rows = []
-        for idx in self.minibatches(size, minibatch, config.num_epochs, steps_per_epoch):
-            mb = to_tensors({k: batch[k] for k in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP,
-                                                   Columns.ACTION_DIST_INPUTS, Columns.ADVANTAGES,
-                                                   Columns.VALUE_TARGETS)}, idx)
-            out = module.forward_train({Columns.OBS: mb[Columns.OBS]})
+        for idx in self.minibatches(units, unit_minibatch, config.num_epochs, steps_per_epoch):
+            mb = to_tensors(data, idx)
+            if recurrent:
+                out = module.forward_train({Columns.OBS: mb[Columns.OBS], Columns.STATE_IN: state_from_columns(mb)})
+                mask = mb[Columns.LOSS_MASK]
+                out = {k: out[k][mask] for k in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS)}
+                mb = {k: mb[k][mask] for k in keys}
+            else:
+                out = module.forward_train({Columns.OBS: mb[Columns.OBS]})
             dist = dist_class(out[Columns.ACTION_DIST_INPUTS])
             logp = dist.logp(mb[Columns.ACTIONS])
             ratio = torch.exp(logp - mb[Columns.ACTION_LOGP])

@@ -17,7 +17,7 @@ from solray.rllib._internal.config_schema import BOOL, FLOAT, Key, at_least
 from solray.rllib._internal.distributions import squashed_sample
 from solray.rllib._internal.learner import TorchLearner, to_tensors
 from solray.rllib._internal.modules import DefaultSACTorchRLModule
-from solray.rllib._internal.off_policy import OFF_POLICY_KEYS, OffPolicyAlgorithm
+from solray.rllib._internal.off_policy import OFF_POLICY_KEYS, OffPolicyAlgorithm, bootstrap_gamma
 from solray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from solray.rllib.algorithms.dqn.dqn import _soft_update
 from solray.rllib.core.columns import Columns
@@ -97,7 +97,8 @@ class SACTorchLearner(TorchLearner):
         with torch.no_grad():
             next_actions, next_logp = squashed_sample(module.pi(b[Columns.NEXT_OBS]))
             next_q = q_min(target_net, b[Columns.NEXT_OBS], next_actions) - alpha * next_logp
-            target = b[Columns.REWARDS] + c.gamma * (1.0 - b[Columns.TERMINATEDS].float()) * next_q
+            not_done = 1.0 - b[Columns.TERMINATEDS].float()
+            target = b[Columns.REWARDS] + bootstrap_gamma(c.gamma, b) * not_done * next_q
         q1 = module.q(obs, actions)
         td_error = q1 - target
         critic_loss = 0.5 * (b["weights"] * td_error.pow(2)).mean()

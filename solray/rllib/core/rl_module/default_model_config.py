@@ -9,12 +9,16 @@ from typing import Any
 
 @dataclass
 class DefaultModelConfig:
-    """Sizes and activations of the default MLP modules (Ray's field names and defaults)."""
+    """Shapes of the default modules: MLP or CNN encoder, optional LSTM, heads (Ray's field names and defaults)."""
 
     fcnet_hiddens: list[int] = field(default_factory=lambda: [256, 256])
     fcnet_activation: str = "tanh"
     fcnet_kernel_initializer: Any = None
     fcnet_bias_initializer: Any = None
+    #: ``[[out_channels, kernel, stride(, "same"|"valid")], ...]`` for image (H, W, C) observations;
+    #: None picks Ray's stack for common sizes (84x84, 64x64, 42x42, 10x10)
+    conv_filters: Any = None
+    conv_activation: str = "relu"
     head_fcnet_hiddens: list[int] = field(default_factory=list)
     head_fcnet_activation: str = "relu"
     vf_share_layers: bool = True
@@ -23,7 +27,8 @@ class DefaultModelConfig:
     use_lstm: bool = False
     max_seq_len: int = 20
     lstm_cell_size: int = 256
-    conv_filters: Any = None
+    lstm_use_prev_action: bool = False
+    lstm_use_prev_reward: bool = False
 
     @classmethod
     def from_any(cls, value: Any) -> DefaultModelConfig:

@@ -63,6 +63,16 @@ class RLModule(nn.Module):
     def forward(self, batch: dict, **kwargs: Any) -> dict:
         return self.forward_train(batch, **kwargs)
 
+    def get_initial_state(self) -> dict:
+        """A recurrent module's state for one env at an episode start, without the batch
+        dimension (``{}``: the module has no state)."""
+        return {}
+
+    def is_stateful(self) -> bool:
+        """True when forward passes take ``state_in`` and return ``state_out`` (the batch's
+        observations then carry a time dimension: ``(batch, time, ...)``)."""
+        return bool(self.get_initial_state())
+
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         """The weights as NumPy arrays (what travels to EnvRunners through the object store)."""
         return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
@@ -77,7 +87,9 @@ TorchRLModule = RLModule
 def _as_tensors(batch: dict) -> dict:
     out = {}
     for key, value in batch.items():
-        if isinstance(value, np.ndarray):
+        if isinstance(value, dict):  # a recurrent state
+            value = _as_tensors(value)
+        elif isinstance(value, np.ndarray):
             value = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)
                                      if value.dtype == np.float64 else np.ascontiguousarray(value))
         out[key] = value
