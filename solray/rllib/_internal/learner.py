@@ -1,9 +1,12 @@
-"""``TorchLearner``: owns the modules being trained and their optimizers, and updates them.
+"""Learners: own the modules being trained and their optimizers, and update them.
 
-Algorithms subclass it with their loss (``update_module``). When several learners run as
-actors (``num_learners>=1``) each holds a shard of every batch and ``apply_gradients``
-averages gradients across them with ``torch.distributed`` (gloo) before stepping, so all
-copies stay identical; every learner must then take the same number of optimizer steps.
+``Learner`` is what every framework shares (the update over modules, minibatch plans, weights
+and checkpoint state); ``TorchLearner`` adds PyTorch's optimizers and gradient step (the TF
+one is ``_internal/tf/learner.py``). Algorithms subclass them with their loss
+(``update_module``). When several learners run as actors (``num_learners>=1``) each holds a
+shard of every batch and ``apply_gradients`` averages gradients across them with
+``torch.distributed`` (gloo) before stepping, so all copies stay identical; every learner must
+then take the same number of optimizer steps.
 """
 
 from __future__ import annotations
@@ -31,15 +34,18 @@ def scheduled(value: Any, timestep: int) -> float:
     return points[-1][1]
 
 
-class TorchLearner:
-    """Modules + optimizers of one learner; subclasses implement ``update_module``."""
+class Learner:
+    """Modules + optimizers of one learner, whatever the framework; subclasses supply the
+    framework's parts and algorithms implement ``update_module``."""
 
     def __init__(self, config: Any, module_specs: dict, rank: int = 0, world_size: int = 1) -> None:
         self.config = config
         self.rank, self.world_size = rank, world_size
-        seed_everything(None if config.seed is None else config.seed)
-        self.module = MultiRLModule({mid: spec.build() for mid, spec in module_specs.items()})
-        self.optimizers: dict[str, dict[str, torch.optim.Optimizer]] = {}
+        self.module_specs = module_specs
+        seed_everything(config.seed)  # NumPy's and torch's generators draw the initial weights
+        self.seed_framework(config.seed)
+        self.module = self.build_modules(module_specs)
+        self.optimizers: dict[str, dict[str, Any]] = {}
         self.extra_state: dict[str, dict] = {}
         for mid, module in self.module.items():
             self.optimizers[mid] = self.make_optimizers(mid, module)
@@ -49,11 +55,31 @@ class TorchLearner:
         trainable = config.policies_to_train
         self.modules_to_train = set(trainable) if trainable else set(self.module.keys())
 
-    # --- what algorithms override ------------------------------------------------------------
-    def make_optimizers(self, module_id: str, module: nn.Module) -> dict[str, torch.optim.Optimizer]:
-        return {"default": torch.optim.Adam(module.parameters(), lr=scheduled(self.config.lr, 0), foreach=True)}
+    # --- what frameworks supply ----------------------------------------------------------------
+    def seed_framework(self, seed: int | None) -> None:
+        """Seed the framework's own generators (beyond NumPy's and torch's)."""
 
-    def build_module_extras(self, module_id: str, module: nn.Module) -> None:
+    def build_modules(self, module_specs: dict) -> Any:
+        raise NotImplementedError
+
+    def make_optimizers(self, module_id: str, module: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set_lr(self, optimizer: Any, lr: float) -> None:
+        raise NotImplementedError
+
+    def is_state_holder(self, value: Any) -> bool:
+        """Whether an ``extra_state`` value is a network (target nets) saved through its state."""
+        return False
+
+    def state_of(self, holder: Any) -> Any:
+        raise NotImplementedError
+
+    def load_state_into(self, holder: Any, state: Any) -> None:
+        raise NotImplementedError
+
+    # --- what algorithms override ------------------------------------------------------------
+    def build_module_extras(self, module_id: str, module: Any) -> None:
         """Target networks and the like."""
 
     def update_module(self, module_id: str, batch: dict, timestep: int, **kwargs: Any) -> dict:
@@ -68,9 +94,83 @@ class TorchLearner:
                 metrics[mid] = self.update_module(mid, batch, timestep, **kwargs)
         return metrics
 
+    # --- state --------------------------------------------------------------------------------
+    def get_weights(self, module_ids: list[str] | None = None) -> dict:
+        return {mid: m.get_state() for mid, m in self.module.items() if module_ids is None or mid in module_ids}
+
+    def set_weights(self, weights: dict) -> None:
+        for mid, state in weights.items():
+            self.module[mid].set_state(state)
+        self.after_weights_set()
+
+    def after_weights_set(self) -> None:
+        """Targets copy the restored weights (algorithms with target networks)."""
+
+    def get_state(self) -> dict:
+        return {
+            "weights": self.get_weights(),
+            "optimizers": {mid: {name: opt.state_dict() for name, opt in opts.items()}
+                           for mid, opts in self.optimizers.items()},
+            "extra": {mid: {k: (self.state_of(v) if self.is_state_holder(v) else v) for k, v in extra.items()}
+                      for mid, extra in self.extra_state.items()},
+        }
+
+    def set_state(self, state: dict) -> None:
+        self.set_weights(state["weights"])
+        for mid, opts in state.get("optimizers", {}).items():
+            for name, opt_state in opts.items():
+                self.optimizers[mid][name].load_state_dict(opt_state)
+        for mid, extra in state.get("extra", {}).items():
+            for key, value in extra.items():
+                current = self.extra_state[mid].get(key)
+                if self.is_state_holder(current):
+                    self.load_state_into(current, value)
+                else:
+                    self.extra_state[mid][key] = value
+
+    def minibatches(self, size: int, minibatch_size: int | None, num_epochs: int, steps_per_epoch: int):
+        """Index arrays: ``num_epochs`` shuffled passes of ``steps_per_epoch`` minibatches each."""
+        minibatch_size = min(minibatch_size or size, size)
+        for _ in range(num_epochs):
+            order = self.rng.permutation(size) if self.config.shuffle_batch_per_epoch else np.arange(size)
+            for step in range(steps_per_epoch):
+                start = (step * minibatch_size) % size
+                idx = order[start:start + minibatch_size]
+                if len(idx) < minibatch_size:  # wrap around so every learner steps equally often
+                    idx = np.concatenate([idx, order[:minibatch_size - len(idx)]])
+                yield idx
+
+
+def allreduce_mean(flat: torch.Tensor, world_size: int) -> torch.Tensor:
+    """The mean of ``flat`` over every learner (in place), through the learners' gloo group."""
+    import torch.distributed as dist
+
+    dist.all_reduce(flat)
+    flat /= world_size
+    return flat
+
+
+class TorchLearner(Learner):
+    """A learner of torch modules with torch optimizers."""
+
+    def build_modules(self, module_specs: dict) -> MultiRLModule:
+        return MultiRLModule({mid: spec.build() for mid, spec in module_specs.items()})
+
+    def make_optimizers(self, module_id: str, module: nn.Module) -> dict[str, torch.optim.Optimizer]:
+        return {"default": torch.optim.Adam(module.parameters(), lr=scheduled(self.config.lr, 0), foreach=True)}
+
     def set_lr(self, optimizer: torch.optim.Optimizer, lr: float) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
+
+    def is_state_holder(self, value: Any) -> bool:
+        return isinstance(value, nn.Module)
+
+    def state_of(self, holder: nn.Module) -> dict:
+        return holder.state_dict()
+
+    def load_state_into(self, holder: nn.Module, state: dict) -> None:
+        holder.load_state_dict(state)
 
     def apply_gradients(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
                         params: list[torch.Tensor] | None = None) -> float:
@@ -97,62 +197,12 @@ class TorchLearner:
         return norm
 
     def _allreduce(self, params: list[torch.Tensor]) -> None:
-        import torch.distributed as dist
-
-        flat = torch.cat([p.grad.reshape(-1) for p in params])
-        dist.all_reduce(flat)
-        flat /= self.world_size
+        flat = allreduce_mean(torch.cat([p.grad.reshape(-1) for p in params]), self.world_size)
         offset = 0
         for p in params:
             n = p.grad.numel()
             p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
             offset += n
-
-    # --- state --------------------------------------------------------------------------------
-    def get_weights(self, module_ids: list[str] | None = None) -> dict:
-        return {mid: m.get_state() for mid, m in self.module.items() if module_ids is None or mid in module_ids}
-
-    def set_weights(self, weights: dict) -> None:
-        for mid, state in weights.items():
-            self.module[mid].set_state(state)
-        self.after_weights_set()
-
-    def after_weights_set(self) -> None:
-        """Targets copy the restored weights (algorithms with target networks)."""
-
-    def get_state(self) -> dict:
-        return {
-            "weights": self.get_weights(),
-            "optimizers": {mid: {name: opt.state_dict() for name, opt in opts.items()}
-                           for mid, opts in self.optimizers.items()},
-            "extra": {mid: {k: (v.state_dict() if isinstance(v, nn.Module) else v) for k, v in extra.items()}
-                      for mid, extra in self.extra_state.items()},
-        }
-
-    def set_state(self, state: dict) -> None:
-        self.set_weights(state["weights"])
-        for mid, opts in state.get("optimizers", {}).items():
-            for name, opt_state in opts.items():
-                self.optimizers[mid][name].load_state_dict(opt_state)
-        for mid, extra in state.get("extra", {}).items():
-            for key, value in extra.items():
-                current = self.extra_state[mid].get(key)
-                if isinstance(current, nn.Module):
-                    current.load_state_dict(value)
-                else:
-                    self.extra_state[mid][key] = value
-
-    def minibatches(self, size: int, minibatch_size: int | None, num_epochs: int, steps_per_epoch: int):
-        """Index arrays: ``num_epochs`` shuffled passes of ``steps_per_epoch`` minibatches each."""
-        minibatch_size = min(minibatch_size or size, size)
-        for _ in range(num_epochs):
-            order = self.rng.permutation(size) if self.config.shuffle_batch_per_epoch else np.arange(size)
-            for step in range(steps_per_epoch):
-                start = (step * minibatch_size) % size
-                idx = order[start:start + minibatch_size]
-                if len(idx) < minibatch_size:  # wrap around so every learner steps equally often
-                    idx = np.concatenate([idx, order[:minibatch_size - len(idx)]])
-                yield idx
 
 
 def to_tensors(batch: dict, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:

@@ -1,9 +1,8 @@
-"""``TfLearner``: ``TorchLearner``'s update loop with TensorFlow modules and optimizers.
+"""``TfLearner``: the framework-neutral ``Learner`` with TensorFlow modules and optimizers.
 
-What is framework-neutral (``update`` over modules, minibatch index plans, weight get/set,
-``scheduled`` values) is inherited from ``TorchLearner``; this class swaps in TF modules, an
-Adam optimizer over ``tf.Variable``s and ``minimize`` (loss, gradients, clipping and the Adam
-step as one ``tf.function``). With several learner actors, gradients are averaged through the
+The update over modules, minibatch index plans, weights and checkpoint state come from
+``Learner``; this class adds TF modules, an Adam optimizer over ``tf.Variable``s and
+``minimize`` (loss, gradients, clipping and the Adam step as one ``tf.function``). With several learner actors, gradients are averaged through the
 same ``torch.distributed`` gloo group that ``LearnerGroup`` sets up (as flat NumPy buffers), so
 TensorFlow needs no collectives of its own.
 All state (weights, optimizer moments, target networks) leaves as NumPy: checkpoints and the
@@ -16,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from solray.rllib._internal.env_runner import seed_everything
-from solray.rllib._internal.learner import TorchLearner, scheduled
+from solray.rllib._internal.learner import Learner, allreduce_mean, scheduled
 from solray.rllib._internal.tf.modules import TfRLModule
 from solray.rllib._internal.tf.runtime import import_tf, seed_tf
 
@@ -85,27 +83,28 @@ class TfAdam:
         self.lr, self.eps = group["lr"], float(group["eps"])
 
 
-class TfLearner(TorchLearner):
+class TfLearner(Learner):
     """Modules + optimizers of one TF learner; subclasses implement ``update_module``."""
 
     def __init__(self, config: Any, module_specs: dict, rank: int = 0, world_size: int = 1) -> None:
-        self.config = config
-        self.rank, self.world_size = rank, world_size
         self.tf = import_tf()
         self._compiled: dict = {}
-        seed_everything(config.seed)  # NumPy's generator draws the initial weights
-        seed_tf(config.seed)
-        self.module_specs = module_specs
-        self.module: dict[str, TfRLModule] = {mid: spec.build() for mid, spec in module_specs.items()}
-        self.optimizers: dict[str, dict[str, TfAdam]] = {}
-        self.extra_state: dict[str, dict] = {}
-        for mid, module in self.module.items():
-            self.optimizers[mid] = self.make_optimizers(mid, module)
-            self.extra_state[mid] = {}
-            self.build_module_extras(mid, module)
-        self.rng = np.random.default_rng(config.seed)
-        trainable = config.policies_to_train
-        self.modules_to_train = set(trainable) if trainable else set(self.module.keys())
+        super().__init__(config, module_specs, rank, world_size)
+
+    def seed_framework(self, seed: int | None) -> None:
+        seed_tf(seed)
+
+    def build_modules(self, module_specs: dict) -> dict[str, TfRLModule]:
+        return {mid: spec.build() for mid, spec in module_specs.items()}
+
+    def is_state_holder(self, value: Any) -> bool:
+        return isinstance(value, TfRLModule)
+
+    def state_of(self, holder: TfRLModule) -> dict:
+        return holder.get_state()
+
+    def load_state_into(self, holder: TfRLModule, state: dict) -> None:
+        holder.set_state(state)
 
     def make_optimizers(self, module_id: str, module: TfRLModule) -> dict[str, TfAdam]:
         return {"default": TfAdam(module.trainable_variables, lr=scheduled(self.config.lr, 0))}
@@ -163,36 +162,12 @@ class TfLearner(TorchLearner):
 
     def _allreduce(self, grads: list) -> list:
         import torch
-        import torch.distributed as dist
 
         flat = torch.from_numpy(np.concatenate([np.asarray(g, np.float32).reshape(-1) for g in grads]))
-        dist.all_reduce(flat)
-        flat = (flat / self.world_size).numpy()
+        flat = allreduce_mean(flat, self.world_size).numpy()
         out, offset = [], 0
         for g in grads:
             n = int(np.prod(g.shape))
             out.append(self.tf.constant(flat[offset:offset + n].reshape(g.shape)))
             offset += n
         return out
-
-    def get_state(self) -> dict:
-        return {
-            "weights": self.get_weights(),
-            "optimizers": {mid: {name: opt.state_dict() for name, opt in opts.items()}
-                           for mid, opts in self.optimizers.items()},
-            "extra": {mid: {k: (v.get_state() if isinstance(v, TfRLModule) else v) for k, v in extra.items()}
-                      for mid, extra in self.extra_state.items()},
-        }
-
-    def set_state(self, state: dict) -> None:
-        self.set_weights(state["weights"])
-        for mid, opts in state.get("optimizers", {}).items():
-            for name, opt_state in opts.items():
-                self.optimizers[mid][name].load_state_dict(opt_state)
-        for mid, extra in state.get("extra", {}).items():
-            for key, value in extra.items():
-                current = self.extra_state[mid].get(key)
-                if isinstance(current, TfRLModule):
-                    current.set_state(value)
-                else:
-                    self.extra_state[mid][key] = value

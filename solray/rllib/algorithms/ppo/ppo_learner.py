@@ -60,24 +60,54 @@ def module_values(module: Any, obs: np.ndarray) -> np.ndarray:
     return np.asarray(module.compute_values({Columns.OBS: obs}))
 
 
-class PPOTorchLearner(TorchLearner):
+class PPOLearnerSteps:
+    """What PPO's torch and TF learners share around their loss: the schedules, advantage
+    normalisation and minibatch plan before the epochs, Ray's adaptive KL and the metrics after."""
+
     def build_module_extras(self, module_id: str, module: Any) -> None:
         self.extra_state[module_id]["kl_coeff"] = float(self.config.kl_coeff)
 
-    def update_module(self, module_id: str, batch: dict, timestep: int, **kwargs: Any) -> dict:
-        config, module = self.config, self.module[module_id]
-        optimizer = self.optimizers[module_id]["default"]
-        self.set_lr(optimizer, scheduled(config.lr, timestep))
-        entropy_coeff = scheduled(config.entropy_coeff, timestep)
-        kl_coeff = self.extra_state[module_id]["kl_coeff"]
+    def begin_update(self, module_id: str, batch: dict, timestep: int) -> tuple[dict, float, float, int, int]:
+        """``(batch with normalised advantages, entropy_coeff, kl_coeff, minibatch size,
+        minibatches per epoch)``; also sets this update's learning rate."""
+        config = self.config
+        self.set_lr(self.optimizers[module_id]["default"], scheduled(config.lr, timestep))
         batch = dict(batch)
         adv = batch[Columns.ADVANTAGES]
         batch[Columns.ADVANTAGES] = ((adv - adv.mean()) / max(1e-4, float(adv.std()))).astype(np.float32)
-        dist_class = for_action_space(module.action_space)
-        size = len(adv)
         per_learner = max(1, config.total_train_batch_size // self.world_size)
         minibatch = min(config.minibatch_size or per_learner, per_learner)
-        steps_per_epoch = math.ceil(per_learner / minibatch)
+        return (batch, scheduled(config.entropy_coeff, timestep), self.extra_state[module_id]["kl_coeff"],
+                minibatch, math.ceil(per_learner / minibatch))
+
+    def end_update(self, module_id: str, batch: dict, rows: list[dict], entropy_coeff: float, lr: float) -> dict:
+        config = self.config
+        metrics = mean_metrics(rows)
+        kl_coeff = self.extra_state[module_id]["kl_coeff"]
+        if config.use_kl_loss:
+            # Ray's adaptive KL: raise the penalty when the policy moved too far, lower it when too little.
+            if metrics["mean_kl_loss"] > 2.0 * config.kl_target:
+                kl_coeff *= 1.5
+            elif metrics["mean_kl_loss"] < 0.5 * config.kl_target:
+                kl_coeff *= 0.5
+            self.extra_state[module_id]["kl_coeff"] = kl_coeff
+        targets, preds = batch[Columns.VALUE_TARGETS], batch[Columns.VF_PREDS]
+        var = float(np.var(targets))
+        metrics.update({
+            "vf_explained_var": float(1 - np.var(targets - preds) / var) if var > 0 else float("nan"),
+            "curr_kl_coeff": kl_coeff, "curr_entropy_coeff": entropy_coeff,
+            "default_optimizer_learning_rate": lr,
+            "num_module_steps_trained": len(targets), "num_minibatch_updates": len(rows)})
+        return metrics
+
+
+class PPOTorchLearner(PPOLearnerSteps, TorchLearner):
+    def update_module(self, module_id: str, batch: dict, timestep: int, **kwargs: Any) -> dict:
+        config, module = self.config, self.module[module_id]
+        optimizer = self.optimizers[module_id]["default"]
+        batch, entropy_coeff, kl_coeff, minibatch, steps_per_epoch = self.begin_update(module_id, batch, timestep)
+        dist_class = for_action_space(module.action_space)
+        size = len(batch[Columns.ADVANTAGES])
         keys = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
                 Columns.ADVANTAGES, Columns.VALUE_TARGETS)
         recurrent = getattr(module, "is_stateful", lambda: False)()
@@ -120,19 +150,4 @@ class PPOTorchLearner(TorchLearner):
                          "vf_loss_unclipped": vf_unclipped.mean().item(), "entropy": entropy.item(),
                          "mean_kl_loss": kl.item(), "total_loss": total.item(),
                          "gradients_default_optimizer_global_norm": grad_norm})
-        metrics = mean_metrics(rows)
-        if config.use_kl_loss:
-            # Ray's adaptive KL: raise the penalty when the policy moved too far, lower it when too little.
-            if metrics["mean_kl_loss"] > 2.0 * config.kl_target:
-                kl_coeff *= 1.5
-            elif metrics["mean_kl_loss"] < 0.5 * config.kl_target:
-                kl_coeff *= 0.5
-            self.extra_state[module_id]["kl_coeff"] = kl_coeff
-        targets, preds = batch[Columns.VALUE_TARGETS], batch[Columns.VF_PREDS]
-        var = float(np.var(targets))
-        metrics.update({
-            "vf_explained_var": float(1 - np.var(targets - preds) / var) if var > 0 else float("nan"),
-            "curr_kl_coeff": kl_coeff, "curr_entropy_coeff": entropy_coeff,
-            "default_optimizer_learning_rate": optimizer.param_groups[0]["lr"],
-            "num_module_steps_trained": size, "num_minibatch_updates": len(rows)})
-        return metrics
+        return self.end_update(module_id, batch, rows, entropy_coeff, optimizer.param_groups[0]["lr"])

@@ -5,37 +5,23 @@ in the EnvRunners (``compute_gae``)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
-
-from solray.rllib._internal.learner import mean_metrics, scheduled
 from solray.rllib._internal.tf.distributions import tf_dist_for
 from solray.rllib._internal.tf.learner import TfLearner
+from solray.rllib.algorithms.ppo.ppo_learner import PPOLearnerSteps
 from solray.rllib.core.columns import Columns
 
 _TRAIN_COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
                   Columns.ADVANTAGES, Columns.VALUE_TARGETS)
 
 
-class PPOTfLearner(TfLearner):
-    def build_module_extras(self, module_id: str, module: Any) -> None:
-        self.extra_state[module_id]["kl_coeff"] = float(self.config.kl_coeff)
-
+class PPOTfLearner(PPOLearnerSteps, TfLearner):
     def update_module(self, module_id: str, batch: dict, timestep: int, **kwargs: Any) -> dict:
         tf, config = self.tf, self.config
         optimizer = self.optimizers[module_id]["default"]
-        self.set_lr(optimizer, scheduled(config.lr, timestep))
-        entropy_coeff = scheduled(config.entropy_coeff, timestep)
-        kl_coeff = self.extra_state[module_id]["kl_coeff"]
-        batch = dict(batch)
-        adv = batch[Columns.ADVANTAGES]
-        batch[Columns.ADVANTAGES] = ((adv - adv.mean()) / max(1e-4, float(adv.std()))).astype(np.float32)
-        size = len(adv)
-        per_learner = max(1, config.total_train_batch_size // self.world_size)
-        minibatch = min(config.minibatch_size or per_learner, per_learner)
-        steps_per_epoch = math.ceil(per_learner / minibatch)
+        batch, entropy_coeff, kl_coeff, minibatch, steps_per_epoch = self.begin_update(module_id, batch, timestep)
+        size = len(batch[Columns.ADVANTAGES])
         coeffs = tf.constant(kl_coeff, tf.float32), tf.constant(entropy_coeff, tf.float32)
         rows = []
         for idx in self.minibatches(size, minibatch, config.num_epochs, steps_per_epoch):
@@ -43,22 +29,7 @@ class PPOTfLearner(TfLearner):
                                              {k: tf.constant(batch[k][idx]) for k in _TRAIN_COLUMNS}, *coeffs)
             rows.append({**{k: float(v) for k, v in stats.items()},
                          "gradients_default_optimizer_global_norm": grad_norm})
-        metrics = mean_metrics(rows)
-        if config.use_kl_loss:
-            # Ray's adaptive KL: raise the penalty when the policy moved too far, lower it when too little.
-            if metrics["mean_kl_loss"] > 2.0 * config.kl_target:
-                kl_coeff *= 1.5
-            elif metrics["mean_kl_loss"] < 0.5 * config.kl_target:
-                kl_coeff *= 0.5
-            self.extra_state[module_id]["kl_coeff"] = kl_coeff
-        targets, preds = batch[Columns.VALUE_TARGETS], batch[Columns.VF_PREDS]
-        var = float(np.var(targets))
-        metrics.update({
-            "vf_explained_var": float(1 - np.var(targets - preds) / var) if var > 0 else float("nan"),
-            "curr_kl_coeff": kl_coeff, "curr_entropy_coeff": entropy_coeff,
-            "default_optimizer_learning_rate": optimizer.lr,
-            "num_module_steps_trained": size, "num_minibatch_updates": len(rows)})
-        return metrics
+        return self.end_update(module_id, batch, rows, entropy_coeff, optimizer.lr)
 
     def _loss_and_grads(self, module_id: str, mb: dict, kl_coeff: Any, entropy_coeff: Any) -> tuple[list, dict]:
         """One minibatch's PPO loss and its gradients (compiled; the config is fixed per trace)."""
