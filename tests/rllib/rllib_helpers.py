@@ -137,3 +137,82 @@ class CueMemoryEnv(gym.Env):
         done = self.t >= self.length
         reward = float(done and int(action) == self.cue)
         return np.zeros(2, np.float32), reward, done, False, {}
+
+
+def ppo_cartpole_config(num_env_runners: int = 1, **training):
+    from solray.rllib.algorithms.ppo import PPOConfig
+
+    return (PPOConfig().environment("CartPole-v1")
+            .env_runners(num_env_runners=num_env_runners)
+            .training(**{**FAST_CARTPOLE_PPO, **training})
+            .rl_module(model_config=SMALL_MODEL)
+            .debugging(seed=0))
+
+
+# DQN settings that learn CartPole (mean greedy return >= 150) within about 8 iterations.
+DQN_CARTPOLE_TRAINING = dict(lr=5e-4, train_batch_size=64, num_steps_sampled_before_learning_starts=500,
+                             target_network_update_freq=500, epsilon=[[0, 1.0], [4000, 0.02]],
+                             training_intensity=32.0,
+                             replay_buffer_config={"type": "PrioritizedEpisodeReplayBuffer", "capacity": 20000})
+
+
+def dqn_cartpole_config(**training):
+    from solray.rllib.algorithms.dqn import DQNConfig
+
+    return (DQNConfig().environment("CartPole-v1")
+            .env_runners(num_env_runners=1, rollout_fragment_length=16)
+            .training(**{**DQN_CARTPOLE_TRAINING, **training})
+            .rl_module(model_config={"fcnet_hiddens": [64], "fcnet_activation": "relu"})
+            .reporting(min_sample_timesteps_per_iteration=1000)
+            .evaluation(evaluation_duration=5)
+            .debugging(seed=0))
+
+
+def train_until_greedy_return(algo, threshold: float, iterations: int) -> tuple[float, float, dict]:
+    """Train, evaluating greedily after every iteration that updated the module, until the
+    best evaluation reaches ``threshold``; returns (first evaluation, best, last learner metrics)."""
+    first = algo.evaluate()["env_runners"]["episode_return_mean"]
+    best, learner = 0.0, {}
+    for _ in range(iterations):
+        learner = algo.train()["learners"].get("default_policy", {}) or learner
+        if learner:
+            best = max(best, algo.evaluate()["env_runners"]["episode_return_mean"])
+            if best >= threshold:
+                break
+    return first, best, learner
+
+
+def assert_target_network_restored(algo, path: str) -> None:
+    """A checkpoint restores the target network exactly (DQN-style learners)."""
+    restored = type(algo).from_checkpoint(algo.save_to_path(path))
+    try:
+        saved = algo.learner_group.get_state()["extra"]["default_policy"]["target"]
+        again = restored.learner_group.get_state()["extra"]["default_policy"]["target"]
+        for name in saved:
+            np.testing.assert_array_equal(np.asarray(saved[name]), np.asarray(again[name]))
+    finally:
+        restored.stop()
+
+
+class RepeatRewardedActionEnv(gym.Env):
+    """Blank observations; a hidden target action is drawn per episode and each of ``length``
+    steps earns 1 when the action hits it. Only the previous action and reward tell where the
+    target is: with them a policy finds and keeps it (about length - 1), without them it
+    cannot beat chance (length / n)."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.n = (config or {}).get("n", 2)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(self.n)
+        self.length = (config or {}).get("length", 10)
+        self.rng = np.random.default_rng()
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.t, self.target = 0, int(self.rng.integers(self.n))
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(1, np.float32), float(int(action) == self.target), False, self.t >= self.length, {}

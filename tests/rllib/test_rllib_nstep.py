@@ -9,7 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from rllib_helpers import TwoAgentGuessing
+from rllib_helpers import TwoAgentGuessing, dqn_cartpole_config, train_until_greedy_return
 
 from solray.rllib._internal.env_factory import resolve_env_creator
 from solray.rllib._internal.module_specs import build_module_specs
@@ -218,25 +218,10 @@ def test_n_step_config_types():
 
 @pytest.mark.timeout(300)  # learning on a shared 2-core machine
 def test_dqn_with_nstep_learns_cartpole(rl_cluster):
-    config = (DQNConfig().environment("CartPole-v1")
-              .env_runners(num_env_runners=1, rollout_fragment_length=16)
-              # n-step TD errors start larger (Huber's linear part): a larger lr than n_step=1's test.
-              .training(lr=2e-3, train_batch_size=64, num_steps_sampled_before_learning_starts=500, n_step=3,
-                        target_network_update_freq=500, epsilon=[[0, 1.0], [4000, 0.02]], training_intensity=32.0,
-                        replay_buffer_config={"type": "PrioritizedEpisodeReplayBuffer", "capacity": 20000})
-              .rl_module(model_config={"fcnet_hiddens": [64], "fcnet_activation": "relu"})
-              .reporting(min_sample_timesteps_per_iteration=1000)
-              .evaluation(evaluation_duration=5)
-              .debugging(seed=0))
-    algo = config.build_algo()
+    # n-step TD errors start larger (Huber's linear part): a larger lr than n_step=1's test.
+    algo = dqn_cartpole_config(lr=2e-3, n_step=3).build_algo()
     try:
-        first = algo.evaluate()["env_runners"]["episode_return_mean"]
-        best = 0.0
-        for _ in range(8):
-            algo.train()
-            best = max(best, algo.evaluate()["env_runners"]["episode_return_mean"])
-            if best >= 150:
-                break
+        first, best, _ = train_until_greedy_return(algo, 150, iterations=8)
         replayed = algo.buffers["default_policy"].sample(256, n_step=3, gamma=0.99)
         assert set(np.unique(replayed["n_step"])) <= {1.0, 2.0, 3.0}
         assert (replayed["n_step"] == 3).mean() > 0.5  # the runner's steps chain into episodes

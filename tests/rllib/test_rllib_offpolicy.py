@@ -2,47 +2,25 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from rllib_helpers import (
+    assert_target_network_restored,
+    dqn_cartpole_config,
+    train_until_greedy_return,
+)
 
-from solray.rllib.algorithms.dqn import DQNConfig
 from solray.rllib.algorithms.sac import SACConfig
 
 
 @pytest.mark.timeout(300)  # learning on a shared 2-core machine
 def test_dqn_learns_cartpole(rl_cluster, tmp_path):
-    config = (DQNConfig().environment("CartPole-v1")
-              .env_runners(num_env_runners=1, rollout_fragment_length=16)
-              .training(lr=5e-4, train_batch_size=64, num_steps_sampled_before_learning_starts=500,
-                        target_network_update_freq=500, epsilon=[[0, 1.0], [4000, 0.02]], training_intensity=32.0,
-                        replay_buffer_config={"type": "PrioritizedEpisodeReplayBuffer", "capacity": 20000})
-              .rl_module(model_config={"fcnet_hiddens": [64], "fcnet_activation": "relu"})
-              .reporting(min_sample_timesteps_per_iteration=1000)
-              .evaluation(evaluation_duration=5)
-              .debugging(seed=0))
-    algo = config.build_algo()
+    algo = dqn_cartpole_config().build_algo()
     try:
-        first = algo.evaluate()["env_runners"]["episode_return_mean"]
-        best = 0.0
-        for _ in range(8):
-            result = algo.train()
-            learner = result["learners"].get("default_policy", {})
-            if learner:
-                best = max(best, algo.evaluate()["env_runners"]["episode_return_mean"])
-                if best >= 150:
-                    break
+        first, best, learner = train_until_greedy_return(algo, 150, iterations=8)
         assert {"qf_loss", "qf_mean", "td_error_mean", "last_target_update_ts"} <= set(learner)
         assert learner["last_target_update_ts"] > 0  # the target network was refreshed
         assert best >= 150 > first, (first, best)
-        # Restored from a checkpoint, the target network and Q-network match the saved ones.
-        restored = type(algo).from_checkpoint(algo.save_to_path(str(tmp_path / "dqn")))
-        try:
-            saved = algo.learner_group.get_state()["extra"]["default_policy"]["target"]
-            again = restored.learner_group.get_state()["extra"]["default_policy"]["target"]
-            for name in saved:
-                np.testing.assert_array_equal(saved[name].numpy(), again[name].numpy())
-        finally:
-            restored.stop()
+        assert_target_network_restored(algo, str(tmp_path / "dqn"))
     finally:
         algo.stop()
 

@@ -8,25 +8,17 @@ import numpy as np
 import pytest
 import torch
 from helpers import wait_for
-from rllib_helpers import FAST_CARTPOLE_PPO, SMALL_MODEL, alive_actor_classes
+from rllib_helpers import alive_actor_classes, ppo_cartpole_config
 
 import solray
 from solray.rllib.algorithms.algorithm import Algorithm
-from solray.rllib.algorithms.ppo import PPO, PPOConfig
-
-
-def cartpole_config(num_env_runners: int = 1, **training) -> PPOConfig:
-    return (PPOConfig().environment("CartPole-v1")
-            .env_runners(num_env_runners=num_env_runners)
-            .training(**{**FAST_CARTPOLE_PPO, **training})
-            .rl_module(model_config=SMALL_MODEL)
-            .debugging(seed=0))
+from solray.rllib.algorithms.ppo import PPO
 
 
 @pytest.fixture(scope="module")
 def trained(rl_cluster):
     """PPO trained on CartPole with one EnvRunner actor until mean return >= 150."""
-    algo = cartpole_config().build_algo()
+    algo = ppo_cartpole_config().build_algo()
     results = []
     for _ in range(25):
         results.append(algo.train())
@@ -103,7 +95,7 @@ def test_checkpoint_restore_continue(trained, tmp_path):
 
 def test_seeded_runs_are_reproducible(rl_cluster):
     def weights_after_two_iterations():
-        algo = cartpole_config(num_env_runners=0, train_batch_size_per_learner=500).build_algo()
+        algo = ppo_cartpole_config(num_env_runners=0, train_batch_size_per_learner=500).build_algo()
         try:
             returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(2)]
             return returns, algo.get_weights()["default_policy"]
@@ -119,7 +111,7 @@ def test_seeded_runs_are_reproducible(rl_cluster):
 
 @pytest.mark.timeout(300)  # learning on a shared 2-core machine
 def test_two_learner_actors_train_in_lockstep_and_stop_releases_actors(rl_cluster):
-    config = cartpole_config(num_env_runners=1, train_batch_size_per_learner=500, num_epochs=2)
+    config = ppo_cartpole_config(num_env_runners=1, train_batch_size_per_learner=500, num_epochs=2)
     config.learners(num_learners=2)
     baseline = alive_actor_classes()
     algo = config.build_algo()

@@ -13,7 +13,9 @@ A recurrent module (``get_initial_state()`` not empty) keeps a state per env, re
 episode start. Each step's row then carries the state it was acted with (``state_in/<key>``
 columns, see ``sequences.py``), the ``vf_preds`` computed while acting and, where a chain of
 steps is cut short (truncated episode, end of the piece), ``values_bootstrapped``: the value of
-``new_obs`` under the state reached there, which only the runner has.
+``new_obs`` under the state reached there, which only the runner has. An LSTM built with
+``lstm_use_prev_action`` / ``lstm_use_prev_reward`` also reads, per step, the episode's previous
+action / reward (``prev_actions`` / ``prev_rewards`` columns, zeros at each episode start).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -90,11 +93,13 @@ class EnvRunnerBase:
         return {mid: m.get_state() for mid, m in self.modules.items()}
 
     def _act(self, module_id: str, obs: np.ndarray, explore: bool, action_kwargs: dict,
-             state: dict | None = None) -> tuple:
+             state: dict | None = None, prev: dict | None = None) -> tuple:
         module = self.modules[module_id]
         act = getattr(module, "compute_actions", None)
         if state is not None:
             action_kwargs = {**action_kwargs, "state": state}
+        if prev:
+            action_kwargs = {**action_kwargs, "prev": prev}
         if act is None:
             return sample_from_dist_inputs(module, obs, explore, self.rng, **action_kwargs)
         return act(obs, explore, self.rng, policy_net=self.policy_nets[module_id], **action_kwargs)
@@ -106,11 +111,21 @@ class EnvRunnerBase:
             return None
         return {k: np.repeat(np.asarray(v, np.float32)[None], n, axis=0) for k, v in init.items()}
 
-    def _values(self, module_id: str, obs: np.ndarray, state: dict) -> np.ndarray:
+    def _initial_prev(self, module_id: str, n: int) -> dict:
+        """``n`` rows of the ``prev_actions`` / ``prev_rewards`` the module reads at an episode
+        start (zeros; ``{}``: it reads none)."""
+        module = self.modules[module_id]
+        space = module.action_space
+        actions = (np.zeros(n, np.int64) if isinstance(space, gym.spaces.Discrete)
+                   else np.zeros((n, *space.shape), np.float32))
+        return prev_columns(getattr(module, "prev_inputs", ()), actions, np.zeros(n, np.float32))
+
+    def _values(self, module_id: str, obs: np.ndarray, state: dict, prev: dict) -> np.ndarray:
         with torch.no_grad():
             values = self.modules[module_id].compute_values({
                 Columns.OBS: torch.from_numpy(obs),
-                Columns.STATE_IN: {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}})
+                Columns.STATE_IN: {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
+                **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in prev.items()}})
         return values.numpy().astype(np.float32)
 
     @property
@@ -154,6 +169,7 @@ class SingleAgentEnvRunner(EnvRunnerBase):
         self._episodes_started = 0
         self._eps_id = np.zeros(self.num_envs, np.int64)
         self._state: dict | None = None
+        self._prev: dict = {}
 
     def _new_episode_id(self) -> int:
         self._episodes_started += 1
@@ -164,6 +180,7 @@ class SingleAgentEnvRunner(EnvRunnerBase):
             self._obs = self.encoder.encode([self._reset(i, True) for i in range(self.num_envs)])
             self._eps_id[:] = [self._new_episode_id() for _ in range(self.num_envs)]
             self._state = self._initial_state(DEFAULT_MODULE_ID, self.num_envs)
+            self._prev = self._initial_prev(DEFAULT_MODULE_ID, self.num_envs)
 
     def sample(self, weights: dict | None = None, version: int = -1, num_steps: int = 1,
                explore: bool = True, action_kwargs: dict | None = None) -> dict:
@@ -185,7 +202,9 @@ class SingleAgentEnvRunner(EnvRunnerBase):
             step = {Columns.OBS: self._obs.copy(), Columns.EPS_ID: self._eps_id.copy()}
             if self._state is not None:
                 step.update(state_columns(self._state))
-            action, extra = self._act(DEFAULT_MODULE_ID, self._obs, explore, action_kwargs or {}, self._state)
+            step.update(self._prev)
+            action, extra = self._act(DEFAULT_MODULE_ID, self._obs, explore, action_kwargs or {}, self._state,
+                                      self._prev)
             state_out = extra.pop(Columns.STATE_OUT, None)
             next_obs = self._obs.copy()
             rewards = np.zeros(n, np.float32)
@@ -226,20 +245,27 @@ class SingleAgentEnvRunner(EnvRunnerBase):
                              "metrics": _metrics(returns, lengths, int(rows.sum()), time.perf_counter() - started)})
 
     def _advance_state(self, state_out: dict, step: dict, stepped: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Take the recurrent state after ``step``; returns the step's ``values_bootstrapped``:
-        the value of ``new_obs`` where the chain of steps is cut here without termination (a
-        truncated episode, or the last step of this call's piece)."""
+        """Take the recurrent state (and previous action / reward) after ``step``; returns the
+        step's ``values_bootstrapped``: the value of ``new_obs`` where the chain of steps is cut
+        here without termination (a truncated episode, or the last step of this call's piece)."""
         done = step[Columns.TERMINATEDS] | step[Columns.TRUNCATEDS]
         cut = stepped & ~step[Columns.TERMINATEDS] & (step[Columns.TRUNCATEDS] | ~active)
         bootstrapped = np.zeros(len(done), np.float32)
         state_out = {k: np.array(v, np.float32) for k, v in state_out.items()}
+        prev = prev_columns(self._prev, step[Columns.ACTIONS], step[Columns.REWARDS])
         if cut.any():
             bootstrapped[cut] = self._values(DEFAULT_MODULE_ID, step[Columns.NEXT_OBS][cut],
-                                             {k: v[cut] for k, v in state_out.items()})
+                                             {k: v[cut] for k, v in state_out.items()},
+                                             {k: v[cut] for k, v in prev.items()})
         initial = self._initial_state(DEFAULT_MODULE_ID, 1)
         for key, value in state_out.items():
             value[~stepped] = self._state[key][~stepped]  # waiting envs keep their fresh state
             value[stepped & done] = initial[key][0]
+        for key, value in self._prev.items():
+            following = value.copy()  # waiting envs keep their zeros
+            following[stepped] = prev[key][stepped]
+            following[stepped & done] = 0
+            self._prev[key] = following
         self._state = state_out
         return bootstrapped
 
@@ -253,20 +279,29 @@ class SingleAgentEnvRunner(EnvRunnerBase):
         while len(returns) < num_episodes:
             o = self._reset(0, first=False)
             state = self._initial_state(DEFAULT_MODULE_ID, 1)
+            prev = self._initial_prev(DEFAULT_MODULE_ID, 1)
             total, length, done = 0.0, 0, False
             while not done:
-                action, extra = self._act(DEFAULT_MODULE_ID, self.encoder.encode([o]), explore, {}, state)
+                action, extra = self._act(DEFAULT_MODULE_ID, self.encoder.encode([o]), explore, {}, state, prev)
                 state = extra.get(Columns.STATE_OUT)
                 o, r, term, trunc, info = self.envs[0].step(
                     action_to_env(self.action_space, action[0], self.config.normalize_actions,
                                   self.config.clip_actions))
                 self.hooks.after_step(0, action[0], o, r, term, trunc, info)
+                prev = prev_columns(prev, action, np.array([r], np.float32))
                 total, length, done = total + r, length + 1, term or trunc
             returns.append(float(total))
             lengths.append(length)
             steps += length
         self._obs = None  # the eval loop used env 0: start fresh episodes next time
         return self._finish({"metrics": _metrics(returns, lengths, steps, time.perf_counter() - started)})
+
+
+def prev_columns(keys: Any, actions: np.ndarray, rewards: np.ndarray) -> dict:
+    """The ``prev_actions`` / ``prev_rewards`` among ``keys`` that the step acting with
+    ``actions`` and earning ``rewards`` hands to the next step of its episode."""
+    values = {Columns.PREV_ACTIONS: actions, Columns.PREV_REWARDS: rewards}
+    return {key: values[key] for key in keys}
 
 
 def episode_uid(worker_index: int, counter: int) -> int:

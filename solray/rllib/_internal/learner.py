@@ -205,6 +205,23 @@ class TorchLearner(Learner):
             offset += n
 
 
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """``target <- tau * source + (1 - tau) * target`` (target networks)."""
+    with torch.no_grad():
+        targets, sources = list(target.parameters()), list(source.parameters())
+        torch._foreach_mul_(targets, 1.0 - tau)
+        torch._foreach_add_(targets, sources, alpha=tau)
+
+
+def adapt_kl_coeff(kl_coeff: float, mean_kl: float, kl_target: float) -> float:
+    """Ray's adaptive KL penalty: raise it when the policy moved too far, lower it when too little."""
+    if mean_kl > 2.0 * kl_target:
+        return kl_coeff * 1.5
+    if mean_kl < 0.5 * kl_target:
+        return kl_coeff * 0.5
+    return kl_coeff
+
+
 def to_tensors(batch: dict, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in batch.items():

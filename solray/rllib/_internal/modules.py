@@ -8,7 +8,10 @@ The encoder follows the observation space as in Ray: an MLP (``fcnet_hiddens``) 
 conv stack (``conv_filters``, channels-last images, "same" padding unless a filter says
 "valid") for rank-3 Box observations. With ``use_lstm`` (PPO) an LSTM follows the encoder; its
 state is ``{"h", "c"}`` of shape ``(batch, 1, lstm_cell_size)`` and observations then carry a
-time dimension ``(batch, time, ...)`` (left out, one step is assumed).
+time dimension ``(batch, time, ...)`` (left out, one step is assumed). With
+``lstm_use_prev_action`` / ``lstm_use_prev_reward`` the LSTM also reads the previous step's
+action (one-hot for Discrete, the vector for Box) and reward, from the batch's
+``prev_actions`` / ``prev_rewards`` (zeros at an episode's first step; the EnvRunner records them).
 """
 
 from __future__ import annotations
@@ -50,6 +53,15 @@ def mlp(in_size: int, hiddens: list[int], activation: str | None, out_size: int 
 def _last_size(net: nn.Sequential, default: int) -> int:
     sizes = [m.out_features for m in net if isinstance(m, nn.Linear)]
     return sizes[-1] if sizes else default
+
+
+def action_input_size(space: gym.Space) -> int:
+    """How many numbers a previous action of ``space`` takes as a network input."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    raise ValueError(f"model_config lstm_use_prev_action=True needs a Discrete or Box action space, got {space}")
 
 
 def action_dist_size(space: gym.Space) -> int:
@@ -167,6 +179,8 @@ class DefaultPPOTorchRLModule(_DefaultModule):
     with ``use_lstm`` an LSTM between the (shared) encoder and the heads."""
 
     supports_lstm = True
+    #: the batch columns besides obs and state_in the LSTM reads (lstm_use_prev_action/reward)
+    prev_inputs: tuple[str, ...] = ()
 
     def build(self) -> None:
         c = self.config
@@ -177,13 +191,16 @@ class DefaultPPOTorchRLModule(_DefaultModule):
             if not c.vf_share_layers:
                 raise ValueError("model_config use_lstm=True needs vf_share_layers=True (one LSTM for the "
                                  "policy and value heads) in solray.rllib.")
-            if c.lstm_use_prev_action or c.lstm_use_prev_reward:
-                raise ValueError("model_config lstm_use_prev_action/lstm_use_prev_reward are not supported "
-                                 "by solray.rllib's LSTM module; add them to the observation with an env wrapper.")
             if int(c.max_seq_len) < 1 or int(c.lstm_cell_size) < 1:
                 raise ValueError(f"model_config max_seq_len ({c.max_seq_len}) and lstm_cell_size "
                                  f"({c.lstm_cell_size}) must be >= 1")
-            self.lstm = nn.LSTM(feat, int(c.lstm_cell_size), batch_first=True)
+            if c.lstm_use_prev_action:
+                self.prev_inputs += (Columns.PREV_ACTIONS,)
+            if c.lstm_use_prev_reward:
+                self.prev_inputs += (Columns.PREV_REWARDS,)
+            extra = action_input_size(self.action_space) if c.lstm_use_prev_action else 0
+            extra += 1 if c.lstm_use_prev_reward else 0
+            self.lstm = nn.LSTM(feat + extra, int(c.lstm_cell_size), batch_first=True)
             feat = int(c.lstm_cell_size)
         self.pi = mlp(feat, c.head_fcnet_hiddens, c.head_fcnet_activation, action_dist_size(self.action_space))
         self.vf = mlp(feat, c.head_fcnet_hiddens, c.head_fcnet_activation, 1)
@@ -213,8 +230,28 @@ class DefaultPPOTorchRLModule(_DefaultModule):
         if one_step:
             obs = obs.unsqueeze(1)
         h, c = (state[k].to(torch.float32).transpose(0, 1).contiguous() for k in ("h", "c"))
-        out, (h, c) = self.lstm(self.encoder(obs), (h, c))
+        inputs = self.encoder(obs)
+        if self.prev_inputs:
+            inputs = torch.cat([inputs, *self._prev_features(batch, inputs.shape[:2])], -1)
+        out, (h, c) = self.lstm(inputs, (h, c))
         return (out.squeeze(1) if one_step else out), {"h": h.transpose(0, 1), "c": c.transpose(0, 1)}
+
+    def _prev_features(self, batch: dict, lead: torch.Size) -> list[torch.Tensor]:
+        """The previous actions (one-hot for Discrete) and rewards as ``(batch, time, size)`` floats."""
+        features = []
+        for key in self.prev_inputs:
+            if key not in batch:
+                raise ValueError(f"{type(self).__name__} was built with lstm_use_prev_action/lstm_use_prev_reward: "
+                                 f"its forward passes need batch['{key}'] (zeros at an episode's first step)")
+            value = torch.as_tensor(batch[key])
+            if key == Columns.PREV_REWARDS:
+                value = value.to(torch.float32).reshape(lead + (1,))
+            elif isinstance(self.action_space, gym.spaces.Discrete):
+                value = nn.functional.one_hot(value.to(torch.int64).reshape(lead), int(self.action_space.n))
+            else:
+                value = value.reshape(lead + (-1,))
+            features.append(value.to(torch.float32))
+        return features
 
     def _forward(self, batch: dict, **kwargs: Any) -> dict:
         features, state_out = self._features(batch)
@@ -242,23 +279,26 @@ class DefaultPPOTorchRLModule(_DefaultModule):
         return None if self.lstm is not None else NumpyMLP.compile([self.encoder, self.pi])
 
     def compute_actions(self, obs: np.ndarray, explore: bool, rng: np.random.Generator,
-                        policy_net: NumpyMLP | None = None, state: dict | None = None) -> tuple[np.ndarray, dict]:
-        return sample_from_dist_inputs(self, obs, explore, rng, policy_net, state)
+                        policy_net: NumpyMLP | None = None, state: dict | None = None,
+                        prev: dict | None = None) -> tuple[np.ndarray, dict]:
+        return sample_from_dist_inputs(self, obs, explore, rng, policy_net, state, prev)
 
 
 def sample_from_dist_inputs(module: RLModule, obs: np.ndarray, explore: bool, rng: np.random.Generator,
-                            policy_net: NumpyMLP | None = None, state: dict | None = None) -> tuple[np.ndarray, dict]:
+                            policy_net: NumpyMLP | None = None, state: dict | None = None,
+                            prev: dict | None = None) -> tuple[np.ndarray, dict]:
     """Acting for modules that output ``action_dist_inputs`` (PPO's default and custom modules).
 
     A recurrent module gets ``state`` (one row per env) and its ``state_out`` comes back among
-    the extras, with its ``vf_preds`` when the forward pass gives them.
+    the extras, with its ``vf_preds`` when the forward pass gives them; ``prev`` holds the
+    ``prev_actions`` / ``prev_rewards`` columns a module built with them reads.
     """
     extras: dict = {}
     if policy_net is not None:
         inputs = policy_net(obs)
     else:
         forward = module.forward_exploration if explore else module.forward_inference
-        batch = {Columns.OBS: torch.from_numpy(obs)}
+        batch = {Columns.OBS: torch.from_numpy(obs), **(prev or {})}
         if state is not None:
             batch[Columns.STATE_IN] = state
         out = forward(batch)

@@ -23,5 +23,10 @@ class Columns:
     #: per step: the value of ``new_obs`` where a chain of steps is cut short (truncated
     #: episode, end of a fragment piece), recorded by the EnvRunner for recurrent modules
     VALUES_BOOTSTRAPPED = "values_bootstrapped"
+    #: per step: the previous step's action / reward in the episode (zeros at its first step),
+    #: recorded by the EnvRunner for an LSTM built with lstm_use_prev_action / lstm_use_prev_reward
+    #: (the names of Ray's SampleBatch.PREV_ACTIONS / PREV_REWARDS)
+    PREV_ACTIONS = "prev_actions"
+    PREV_REWARDS = "prev_rewards"
     #: per step of a padded sequence: True on real steps, False on padding
     LOSS_MASK = "loss_mask"

@@ -21,12 +21,13 @@ from solray.rllib._internal.numpy_policy import NumpyMLP
 from solray.rllib._internal.tf.runtime import import_tf
 from solray.rllib.core.columns import Columns
 from solray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from solray.rllib.core.rl_module.rl_module import ForwardPasses
 
 #: model-config activation names -> tf.nn function names ("linear"/None: no activation)
 _TF_ACTIVATIONS = {"tanh": "tanh", "relu": "relu", "swish": "silu", "silu": "silu", "elu": "elu"}
 
 
-class TfRLModule:
+class TfRLModule(ForwardPasses):
     """An RLModule over TensorFlow variables with the same API as the torch ``RLModule``."""
 
     framework = "tf2"
@@ -94,18 +95,6 @@ class TfRLModule:
 
     def forward_train(self, batch: dict, **kwargs: Any) -> dict:
         return self._forward_train(_as_tf(batch), **kwargs)
-
-    def _forward(self, batch: dict, **kwargs: Any) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} must implement _forward or the _forward_* methods")
-
-    def _forward_inference(self, batch: dict, **kwargs: Any) -> dict:
-        return self._forward(batch, **kwargs)
-
-    def _forward_exploration(self, batch: dict, **kwargs: Any) -> dict:
-        return self._forward(batch, **kwargs)
-
-    def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
-        return self._forward(batch, **kwargs)
 
     def __call__(self, batch: dict, **kwargs: Any) -> dict:
         return self.forward_train(batch, **kwargs)

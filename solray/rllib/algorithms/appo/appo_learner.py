@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from solray.rllib._internal.distributions import for_action_space
-from solray.rllib.algorithms.dqn.dqn import _soft_update
+from solray.rllib._internal.learner import adapt_kl_coeff, soft_update
 from solray.rllib.algorithms.impala.impala_learner import IMPALATorchLearner
 from solray.rllib.core.columns import Columns
 
@@ -56,12 +56,8 @@ class APPOTorchLearner(IMPALATorchLearner):
         config, extra = self.config, self.extra_state[module_id]
         extra["num_updates"] += 1
         if extra["num_updates"] % config.target_network_update_freq == 0:
-            _soft_update(extra["target"], self.module[module_id], config.tau)
+            soft_update(extra["target"], self.module[module_id], config.tau)
             extra["num_target_updates"] += 1
             if config.use_kl_loss:
-                # As PPO: raise the penalty when the policy moved too far from the target, lower it when too little.
-                if metrics["mean_kl_loss"] > 2.0 * config.kl_target:
-                    extra["kl_coeff"] *= 1.5
-                elif metrics["mean_kl_loss"] < 0.5 * config.kl_target:
-                    extra["kl_coeff"] *= 0.5
+                extra["kl_coeff"] = adapt_kl_coeff(extra["kl_coeff"], metrics["mean_kl_loss"], config.kl_target)
         return {"curr_kl_coeff": extra["kl_coeff"], "num_target_updates": extra["num_target_updates"]}

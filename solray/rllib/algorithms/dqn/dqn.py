@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from solray.rllib._internal.config_schema import BOOL, Key, one_of
-from solray.rllib._internal.learner import TorchLearner, scheduled, to_tensors
+from solray.rllib._internal.learner import TorchLearner, scheduled, soft_update, to_tensors
 from solray.rllib._internal.modules import DefaultDQNTorchRLModule
 from solray.rllib._internal.off_policy import OFF_POLICY_KEYS, OffPolicyAlgorithm, bootstrap_gamma
 from solray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -77,20 +77,13 @@ class DQNTorchLearner(TorchLearner):
         loss = (b["weights"] * loss_fn(q, target, reduction="none")).mean()
         grad_norm = self.apply_gradients(loss, optimizer)
         if timestep - extra["last_target_update"] >= config.target_network_update_freq:
-            _soft_update(target_net, module, config.tau)
+            soft_update(target_net, module, config.tau)
             extra["last_target_update"] = timestep
         return {"qf_loss": loss.item(), "qf_mean": q.mean().item(), "qf_max": q.max().item(),
                 "qf_min": q.min().item(), "td_error_mean": td_error.abs().mean().item(),
                 "last_target_update_ts": extra["last_target_update"],
                 "gradients_default_optimizer_global_norm": grad_norm,
                 "num_module_steps_trained": len(q), "_td_error": td_error.detach().numpy()}
-
-
-def _soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
-    with torch.no_grad():
-        targets, sources = list(target.parameters()), list(source.parameters())
-        torch._foreach_mul_(targets, 1.0 - tau)
-        torch._foreach_add_(targets, sources, alpha=tau)
 
 
 class DQN(OffPolicyAlgorithm):

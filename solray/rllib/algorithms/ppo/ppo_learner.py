@@ -13,8 +13,14 @@ import numpy as np
 import torch
 
 from solray.rllib._internal.distributions import for_action_space
-from solray.rllib._internal.learner import TorchLearner, mean_metrics, scheduled, to_tensors
-from solray.rllib._internal.sequences import build_sequences, state_from_columns
+from solray.rllib._internal.learner import (
+    TorchLearner,
+    adapt_kl_coeff,
+    mean_metrics,
+    scheduled,
+    to_tensors,
+)
+from solray.rllib._internal.sequences import build_sequences, sequence_inputs
 from solray.rllib.core.columns import Columns
 
 
@@ -85,11 +91,7 @@ class PPOLearnerSteps:
         metrics = mean_metrics(rows)
         kl_coeff = self.extra_state[module_id]["kl_coeff"]
         if config.use_kl_loss:
-            # Ray's adaptive KL: raise the penalty when the policy moved too far, lower it when too little.
-            if metrics["mean_kl_loss"] > 2.0 * config.kl_target:
-                kl_coeff *= 1.5
-            elif metrics["mean_kl_loss"] < 0.5 * config.kl_target:
-                kl_coeff *= 0.5
+            kl_coeff = adapt_kl_coeff(kl_coeff, metrics["mean_kl_loss"], config.kl_target)
             self.extra_state[module_id]["kl_coeff"] = kl_coeff
         targets, preds = batch[Columns.VALUE_TARGETS], batch[Columns.VF_PREDS]
         var = float(np.var(targets))
@@ -122,7 +124,7 @@ class PPOTorchLearner(PPOLearnerSteps, TorchLearner):
         for idx in self.minibatches(units, unit_minibatch, config.num_epochs, steps_per_epoch):
             mb = to_tensors(data, idx)
             if recurrent:
-                out = module.forward_train({Columns.OBS: mb[Columns.OBS], Columns.STATE_IN: state_from_columns(mb)})
+                out = module.forward_train(sequence_inputs(mb))
                 mask = mb[Columns.LOSS_MASK]
                 out = {k: out[k][mask] for k in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS)}
                 mb = {k: mb[k][mask] for k in keys}

@@ -15,11 +15,10 @@ import torch
 
 from solray.rllib._internal.config_schema import BOOL, FLOAT, Key, at_least
 from solray.rllib._internal.distributions import squashed_sample
-from solray.rllib._internal.learner import TorchLearner, to_tensors
+from solray.rllib._internal.learner import TorchLearner, soft_update, to_tensors
 from solray.rllib._internal.modules import DefaultSACTorchRLModule
 from solray.rllib._internal.off_policy import OFF_POLICY_KEYS, OffPolicyAlgorithm, bootstrap_gamma
 from solray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from solray.rllib.algorithms.dqn.dqn import _soft_update
 from solray.rllib.core.columns import Columns
 
 
@@ -111,8 +110,8 @@ class SACTorchLearner(TorchLearner):
         self.apply_gradients(actor_loss, opts["actor"])
         alpha_loss = -(log_alpha * (logp.detach() + extra["target_entropy"])).mean()
         self.apply_gradients(alpha_loss, opts["alpha"])
-        _soft_update(target_net.qf, module.qf, c.tau)
-        _soft_update(target_net.qf_twin, module.qf_twin, c.tau)
+        soft_update(target_net.qf, module.qf, c.tau)
+        soft_update(target_net.qf_twin, module.qf_twin, c.tau)
         return {"qf_loss": critic_loss.item(), "policy_loss": actor_loss.item(), "alpha_loss": alpha_loss.item(),
                 "alpha_value": log_alpha.exp().item(), "qf_mean": q1.mean().item(),
                 "log_alpha_value": log_alpha.item(), "num_module_steps_trained": len(q1),

@@ -17,7 +17,23 @@ import torch
 from torch import nn
 
 
-class RLModule(nn.Module):
+class ForwardPasses:
+    """The three ``_forward_*`` passes default to ``_forward`` (every framework's modules)."""
+
+    def _forward(self, batch: dict, **kwargs: Any) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} must implement _forward or the _forward_* methods")
+
+    def _forward_inference(self, batch: dict, **kwargs: Any) -> dict:
+        return self._forward(batch, **kwargs)
+
+    def _forward_exploration(self, batch: dict, **kwargs: Any) -> dict:
+        return self._forward(batch, **kwargs)
+
+    def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
+        return self._forward(batch, **kwargs)
+
+
+class RLModule(ForwardPasses, nn.Module):
     """A torch module with RLlib's forward-pass API (``TorchRLModule`` is the same class)."""
 
     framework = "torch"
@@ -47,18 +63,6 @@ class RLModule(nn.Module):
 
     def forward_train(self, batch: dict, **kwargs: Any) -> dict:
         return self._forward_train(_as_tensors(batch), **kwargs)
-
-    def _forward(self, batch: dict, **kwargs: Any) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} must implement _forward or the _forward_* methods")
-
-    def _forward_inference(self, batch: dict, **kwargs: Any) -> dict:
-        return self._forward(batch, **kwargs)
-
-    def _forward_exploration(self, batch: dict, **kwargs: Any) -> dict:
-        return self._forward(batch, **kwargs)
-
-    def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
-        return self._forward(batch, **kwargs)
 
     def forward(self, batch: dict, **kwargs: Any) -> dict:
         return self.forward_train(batch, **kwargs)
