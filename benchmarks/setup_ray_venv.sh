@@ -16,8 +16,11 @@ fi
 # run costs a second instead of a download.
 have="$("$VENV/bin/python" -c 'import ray; print(ray.__version__)' 2>/dev/null || true)"
 # ray[default]: Ray's dashboard (its Jobs API), which benchmarks/jobs.py drives.
-if [ "$have" != "$RAY_VERSION" ] || ! "$VENV/bin/python" -c 'import numpy, psutil, aiohttp_cors, opencensus' 2>/dev/null; then
-    "$VENV/bin/pip" install --disable-pip-version-check -q "ray[default]==$RAY_VERSION" numpy psutil
+# The libraries' benchmarks (train, tune, serve, rllib) need Ray's extras, torch (the CPU build
+# the test constraints pin), XGBoost/LightGBM and gymnasium 1.2 (what Ray 2.60's RLlib imports).
+if [ "$have" != "$RAY_VERSION" ] || ! "$VENV/bin/python" -c 'import numpy, psutil, aiohttp_cors, opencensus, torch, gymnasium, xgboost' 2>/dev/null; then
+    "$VENV/bin/pip" install --disable-pip-version-check -q "ray[default,data,train,tune,serve,rllib]==$RAY_VERSION" \
+        numpy psutil torch==2.13.0 "gymnasium==1.2.2" xgboost lightgbm
 fi
 
 "$VENV/bin/python" -c 'import ray, numpy, psutil; print("ray", ray.__version__, "numpy", numpy.__version__, "psutil", psutil.__version__)'

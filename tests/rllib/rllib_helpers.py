@@ -168,6 +168,16 @@ def dqn_cartpole_config(**training):
             .debugging(seed=0))
 
 
+def train_until_return(algo, threshold: float, iterations: int) -> list[dict]:
+    """Every result of ``train()`` until ``env_runners/episode_return_mean`` reaches ``threshold``."""
+    results = []
+    for _ in range(iterations):
+        results.append(algo.train())
+        if results[-1]["env_runners"]["episode_return_mean"] >= threshold:
+            break
+    return results
+
+
 def train_until_greedy_return(algo, threshold: float, iterations: int) -> tuple[float, float, dict]:
     """Train, evaluating greedily after every iteration that updated the module, until the
     best evaluation reaches ``threshold``; returns (first evaluation, best, last learner metrics)."""

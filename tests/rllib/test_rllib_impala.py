@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from helpers import wait_for
-from rllib_helpers import CrashingCartPole, alive_actor_classes
+from rllib_helpers import CrashingCartPole, alive_actor_classes, train_until_return
 
 from solray import tune
 from solray.air import RunConfig
@@ -134,11 +134,7 @@ def test_on_policy_vtrace_is_n_step_returns_and_gae_with_lambda_one():
 def impala(rl_cluster):
     """IMPALA trained on CartPole with two EnvRunner actors until mean return >= 100."""
     algo = cartpole(IMPALAConfig).build_algo()
-    results = []
-    for _ in range(30):  # at most 60k env steps
-        results.append(algo.train())
-        if results[-1]["env_runners"]["episode_return_mean"] >= 100:
-            break
+    results = train_until_return(algo, 100, iterations=30)  # at most 60k env steps
     yield algo, results
     algo.stop()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import wait_for
-from rllib_helpers import alive_actor_classes, ppo_cartpole_config
+from rllib_helpers import alive_actor_classes, ppo_cartpole_config, train_until_return
 
 import solray
 from solray.rllib.algorithms.algorithm import Algorithm
@@ -19,11 +19,7 @@ from solray.rllib.algorithms.ppo import PPO
 def trained(rl_cluster):
     """PPO trained on CartPole with one EnvRunner actor until mean return >= 150."""
     algo = ppo_cartpole_config().build_algo()
-    results = []
-    for _ in range(25):
-        results.append(algo.train())
-        if results[-1]["env_runners"]["episode_return_mean"] >= 150:
-            break
+    results = train_until_return(algo, 150, iterations=25)
     yield algo, results
     algo.stop()
 

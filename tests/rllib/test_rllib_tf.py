@@ -14,6 +14,7 @@ from rllib_helpers import (
     dqn_cartpole_config,
     ppo_cartpole_config,
     train_until_greedy_return,
+    train_until_return,
 )
 
 import solray
@@ -58,11 +59,7 @@ print("tensorflow" in sys.modules)
 def trained(rl_cluster):
     """tf2 PPO trained on CartPole with one EnvRunner actor until mean return >= 150."""
     algo = tf2_cartpole_ppo().build_algo()
-    results = []
-    for _ in range(25):
-        results.append(algo.train())
-        if results[-1]["env_runners"]["episode_return_mean"] >= 150:
-            break
+    results = train_until_return(algo, 150, iterations=25)
     yield algo, results
     algo.stop()
 
