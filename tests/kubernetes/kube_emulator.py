@@ -327,6 +327,12 @@ class KubeEmulator:
         if plural == "services":
             obj.setdefault("spec", {})["clusterIP"] = f"10.96.0.{next(self._ip)}"
         stored = self._store(plural, ns, obj, "ADDED", created=True)
+        owners = {ref.get("uid") for ref in md.get("ownerReferences") or []}
+        if owners and not any(o["metadata"]["uid"] in owners for o in self.objects.values()):
+            # Kubernetes' garbage collector removes a dependent whose owners are all gone (an
+            # operator's reconcile can create children of an owner deleted meanwhile).
+            self._delete(plural, ns, md["name"])
+            return stored
         if plural == "pods" and self.kubelet:
             self._loop.call_later(0.05, self._run_pod, ns, md["name"])
         return stored
