@@ -157,6 +157,23 @@ def solray_head():
             subprocess.run(cli + ["stop"], env=env, stdout=out, stderr=out, timeout=60)
 
 
+def test_a_cluster_deleted_during_its_reconcile_leaves_nothing_behind(kube, caplog):
+    name = "raycluster-kuberay"
+
+    def delete_cluster_on_first_pod(plural, obj):
+        # Runs inside the API server while the operator creates the cluster's first Pod.
+        if plural == "pods" and kube.objects.get(("rayclusters", "default", name)) is not None:
+            kube._delete("rayclusters", "default", name)
+    kube.create_hook = delete_cluster_on_first_pod
+    with KopfRunner(OPERATOR, timeout=60), caplog.at_level("INFO", logger="solray.operator"):
+        kube.create("rayclusters", fresh("raycluster-quickstart.yaml"))
+        wait_for(lambda: any("deleted during its reconcile" in r.getMessage() for r in caplog.records), 30,
+                 "the operator notices the deletion")
+        assert kube.get("rayclusters", name) is None
+        assert pods(kube, name) == []  # created for a deleted owner: garbage-collected
+        assert not [r for r in caplog.records if r.name == "solray.operator" and r.levelname == "ERROR"]
+
+
 def test_rayjob_submits_through_jobs_api_and_cleans_up(kube, solray_head, monkeypatch):
     url, token = solray_head
     monkeypatch.setenv("SOLRAY_OPERATOR_DASHBOARD_URL", url)

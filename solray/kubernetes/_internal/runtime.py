@@ -63,7 +63,12 @@ class OperatorRuntime:
     async def _safe(self, kind: str, namespace: str, name: str) -> None:
         try:
             await self.reconcile(kind, namespace, name)
-        except Exception:
+        except Exception as e:
+            if isinstance(e, ApiError) and e.status == 404 and await self.client.get(kind, namespace, name) is None:
+                # Deleted while we reconciled it: nothing left to do (the garbage collector
+                # takes what it owned, children created just now included).
+                logger.info("%s %s/%s was deleted during its reconcile", kind, namespace, name)
+                return
             logger.exception("reconciling %s %s/%s failed", kind, namespace, name)
             self.requeue(kind, namespace, name, 5)
 
