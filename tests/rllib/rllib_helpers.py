@@ -226,3 +226,29 @@ class RepeatRewardedActionEnv(gym.Env):
     def step(self, action):
         self.t += 1
         return np.zeros(1, np.float32), float(int(action) == self.target), False, self.t >= self.length, {}
+
+
+def assert_dqn_learns_cartpole(algo, iterations: int, checkpoint_path: str) -> None:
+    """DQN (any framework) reaches a greedy return >= 150, refreshed its target network, and a
+    checkpoint restores that target network exactly."""
+    first, best, learner = train_until_greedy_return(algo, 150, iterations)
+    assert {"qf_loss", "qf_mean", "td_error_mean", "last_target_update_ts"} <= set(learner)
+    assert learner["last_target_update_ts"] > 0  # the target network was refreshed
+    assert best >= 150 > first, (first, best)
+    assert_target_network_restored(algo, checkpoint_path)
+
+
+def assert_seeded_runs_reproducible(config) -> None:
+    """Two seeded builds of ``config`` give the same returns and weights after two iterations."""
+    def run():
+        algo = config.build_algo()
+        try:
+            returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(2)]
+            return returns, algo.get_weights()["default_policy"]
+        finally:
+            algo.stop()
+
+    (returns_a, weights_a), (returns_b, weights_b) = run(), run()
+    assert returns_a == returns_b
+    for name in weights_a:
+        np.testing.assert_array_equal(np.asarray(weights_a[name]), np.asarray(weights_b[name]))

@@ -122,6 +122,8 @@ def test_callback_config_errors_name_the_hook():
         PPOConfig().callbacks(on_episode_ending=print)
     with pytest.raises(ValueError, match="callbacks_on_episode_end"):
         PPOConfig().callbacks(on_episode_end=3)
+    with pytest.raises(ValueError, match="callbacks_on_episode_end"):
+        PPOConfig().callbacks(on_episode_end=[print, "not a function"])
 
 
 def test_metrics_logger_reductions():

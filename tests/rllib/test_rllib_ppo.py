@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 from helpers import wait_for
-from rllib_helpers import alive_actor_classes, ppo_cartpole_config, train_until_return
+from rllib_helpers import (
+    alive_actor_classes,
+    assert_seeded_runs_reproducible,
+    ppo_cartpole_config,
+    train_until_return,
+)
 
 import solray
 from solray.rllib.algorithms.algorithm import Algorithm
@@ -90,19 +95,7 @@ def test_checkpoint_restore_continue(trained, tmp_path):
 
 
 def test_seeded_runs_are_reproducible(rl_cluster):
-    def weights_after_two_iterations():
-        algo = ppo_cartpole_config(num_env_runners=0, train_batch_size_per_learner=500).build_algo()
-        try:
-            returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(2)]
-            return returns, algo.get_weights()["default_policy"]
-        finally:
-            algo.stop()
-
-    returns_a, weights_a = weights_after_two_iterations()
-    returns_b, weights_b = weights_after_two_iterations()
-    assert returns_a == returns_b
-    for name in weights_a:
-        np.testing.assert_array_equal(weights_a[name], weights_b[name])
+    assert_seeded_runs_reproducible(ppo_cartpole_config(num_env_runners=0, train_batch_size_per_learner=500))
 
 
 @pytest.mark.timeout(300)  # learning on a shared 2-core machine

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from rllib_helpers import (
     SMALL_MODEL,
-    assert_target_network_restored,
+    assert_dqn_learns_cartpole,
+    assert_seeded_runs_reproducible,
     dqn_cartpole_config,
     ppo_cartpole_config,
-    train_until_greedy_return,
     train_until_return,
 )
 
@@ -122,11 +122,7 @@ def test_tf2_dqn_learns_cartpole(rl_cluster, tmp_path):
     algo = dqn_cartpole_config().framework("tf2").build_algo()
     try:
         # tf2 first reaches it around the 8th iteration (torch's test allows 8): a margin of 4.
-        first, best, learner = train_until_greedy_return(algo, 150, iterations=12)
-        assert {"qf_loss", "qf_mean", "td_error_mean", "last_target_update_ts"} <= set(learner)
-        assert learner["last_target_update_ts"] > 0  # the target network was refreshed
-        assert best >= 150 > first, (first, best)
-        assert_target_network_restored(algo, str(tmp_path / "dqn"))
+        assert_dqn_learns_cartpole(algo, iterations=12, checkpoint_path=str(tmp_path / "dqn"))
     finally:
         algo.stop()
 
@@ -157,19 +153,7 @@ def test_tf2_dqn_target_bootstraps_with_gamma_to_the_n_step():
 
 
 def test_tf2_seeded_runs_are_reproducible(rl_cluster):
-    def weights_after_two_iterations():
-        algo = tf2_cartpole_ppo(num_env_runners=0, train_batch_size_per_learner=500).build_algo()
-        try:
-            returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(2)]
-            return returns, algo.get_weights()["default_policy"]
-        finally:
-            algo.stop()
-
-    returns_a, weights_a = weights_after_two_iterations()
-    returns_b, weights_b = weights_after_two_iterations()
-    assert returns_a == returns_b
-    for name in weights_a:
-        np.testing.assert_array_equal(weights_a[name], weights_b[name])
+    assert_seeded_runs_reproducible(tf2_cartpole_ppo(num_env_runners=0, train_batch_size_per_learner=500))
 
 
 @pytest.mark.timeout(300)

@@ -216,7 +216,7 @@ def check_value(key: str, spec: Key, value: Any) -> None:
         if not ok:
             names = " or ".join(t.__name__ for t in spec.types)
             raise TypeError(f"config key {key!r} must be {names}, got {type(value).__name__} {value!r}")
-    if spec.check is not None and not isinstance(value, list):
+    if spec.check is not None:
         problem = spec.check(value)
         if problem:
             raise ValueError(f"config key {key!r} {problem}, got {value!r}")

@@ -41,11 +41,6 @@ OFF_POLICY_KEYS = {
 class OffPolicyAlgorithm(Algorithm):
     default_fragment_length = 4
 
-    def validate_config(self, config: Any) -> None:
-        problem = _n_step_problem(config.n_step)
-        if problem:
-            raise ValueError(f"config key 'n_step' {problem}, got {config.n_step!r}")
-
     def setup(self, config: Any, env: Any = None) -> None:
         super().setup(config, env)
         self.buffers = {mid: make_replay_buffer(self.config.replay_buffer_config, self.config.seed)
